@@ -1,0 +1,27 @@
+"""vla_policy: the ROS 2 policy node (thin adapter over vla_steer_tools)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "vla_policy"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="vla-steer developers",
+    maintainer_email="vla-steer@example.com",
+    description="ROS 2 node running a VLA policy (OpenVLA, Pi0) with live activation steering",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": ["policy_node = vla_policy.policy_node:main"],
+    },
+)
