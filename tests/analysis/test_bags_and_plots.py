@@ -81,3 +81,17 @@ def test_writer_refuses_existing_bag_and_unknown_type(tmp_path):
 def test_read_rejects_non_bag(tmp_path):
     with pytest.raises(ConfigError, match="not a rosbag2"):
         list(read_bag(tmp_path))
+
+
+def test_report_splits_at_steering_switch(tmp_path):
+    from vla_steer_tools.analysis.report import format_report, write_report
+
+    bag = tmp_path / "ep"
+    _write_synthetic_episode(bag, make_typestore(), n=40, on_at=20)
+    report, out = write_report(bag, tmp_path / "rep")
+    assert report.before.mean_step_displacement == pytest.approx(0.001)
+    assert report.after.mean_step_displacement == pytest.approx(0.003)
+    assert report.before.steps == 19 and report.after.steps == 20
+    text = format_report(report)
+    assert "RANDOM WEIGHTS" in text and "up (alpha 8)" in text
+    assert {p.name for p in out.iterdir()} >= {"report.json", "report.txt", "trajectory.png"}

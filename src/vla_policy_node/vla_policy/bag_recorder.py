@@ -70,3 +70,45 @@ class BagRecorder(Node):
             if not self._closed:
                 self._closed = True
                 self._writer.close()
+
+
+def _parse_topic(text: str) -> tuple[str, str]:
+    topic, _, type_name = text.partition(":")
+    if not type_name or type_name.count("/") != 2:
+        raise ValueError(f"--topic {text!r} must look like /name:pkg/msg/Type")
+    return topic, type_name
+
+
+def run_record(args) -> int:
+    import contextlib
+
+    import rclpy
+    from rclpy.context import Context
+
+    from .compose import running
+
+    topics = [_parse_topic(t) for t in args.topic] or list(DEFAULT_TOPICS)
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        recorder = BagRecorder(args.out, topics, context=context)
+        print(f"recording {len(topics)} topics to {args.out} (Ctrl-C to stop)")
+        with running([recorder], context, threads=2):
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait(args.duration if args.duration > 0 else None)
+            recorder.close()
+        print(f"wrote {recorder.message_count} messages; analyse with: vla-steer report {args.out}")
+    finally:
+        rclpy.try_shutdown(context=context)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("record", help="record topics to a rosbag2 (MCAP) without rosbag2 (pip-only installs)",
+                       description="Like `ros2 bag record -s mcap`: stores the serialized messages as received. "
+                       "Default topics: " + ", ".join(t for t, _ in DEFAULT_TOPICS))
+    p.add_argument("out", help="new bag directory")
+    p.add_argument("--topic", action="append", default=[], metavar="/NAME:PKG/msg/TYPE",
+                   help="topic to record (repeatable; default: the demo's topics)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = Ctrl-C)")
+    p.set_defaults(func=run_record)

@@ -1,0 +1,180 @@
+"""`vla-steer demo` (what `make demo` runs): simulation + policy + live steering, recorded and reported.
+
+One LIBERO episode in lockstep with the policy node and the sim bridge composed in this process
+(the graph of launch/libero_sim.launch.py). Halfway through, steering is switched on the way a user
+would do it — a parameter set over DDS (what `ros2 param set /vla_policy steering.enabled true`
+sends). Everything is recorded to a rosbag2 (MCAP) and a report compares the end-effector motion
+before and after the switch. By default the model is a tiny RANDOM-WEIGHT OpenVLA-format checkpoint
+(no model hub here); the output says so, and `--model-path` points it at a real checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import rclpy
+from rclpy.context import Context
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+
+from vla_steer_msgs.msg import EpisodeStatus
+from vla_steer_tools.analysis.report import format_report, write_report
+from vla_steer_tools.errors import ConfigError
+from vla_steer_tools.interp.concepts import direction_from_hits, find_concept
+from vla_steer_tools.interp.projection import Projection, ProjectionOptions, project
+from vla_steer_tools.models.registry import load_policy
+from vla_steer_tools.policy import Policy
+from vla_steer_tools.steering.directions import DirectionLibrary, save_direction
+
+from .bag_recorder import BagRecorder
+from .compose import build_graph, config_dir, running
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = ".state/checkpoints/tiny-openvla"
+
+
+def ensure_direction(policy: Policy, concept: str, size: int, out_dir: Path, library_dirs: list[str]) -> Path:
+    """A direction file named `concept` for this model: from the library if one fits, else found
+    now by projecting the model's value vectors and clustering around the concept word."""
+    library = DirectionLibrary([d for d in library_dirs if Path(d).is_dir()])
+    model_id = policy.adapter.model_id
+    if concept in library.names() and library.get(concept).model_id == model_id:
+        return out_dir
+    print(f"[demo] no {concept!r} direction for {model_id}: projecting value vectors and clustering")
+    proj_dir = project(policy.adapter, out_dir / "projection", ProjectionOptions(components=("backbone",)))
+    proj = Projection.load(proj_dir)
+    hits = find_concept(proj, concept, size=size, method="semantic")
+    direction = direction_from_hits(proj, concept, hits, how=f"semantic kNN around {concept!r}, k={size}")
+    save_direction(direction, out_dir / "directions" / f"{concept}.yaml")
+    return out_dir / "directions"
+
+
+class StepCounter:
+    """Follows libero/episode_status: the sim's step and whether the episode ended."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.done = False
+        self.changed = threading.Condition()
+
+    def __call__(self, msg: EpisodeStatus) -> None:
+        with self.changed:
+            self.step, self.done = int(msg.step), bool(msg.done)
+            self.changed.notify_all()
+
+    def wait_for(self, step: int, timeout_s: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.step >= step or self.done, timeout_s)
+
+
+def set_remote_parameter(node, target: str, param: Parameter, timeout_s: float = 10.0) -> None:
+    """Set a parameter on another node through its parameter services, as `ros2 param set` does."""
+    client = AsyncParameterClient(node, target)
+    if not client.wait_for_services(timeout_sec=timeout_s):
+        raise ConfigError(f"parameter services of {target} not available")
+    future = client.set_parameters([param])
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    result = future.result().results[0] if future.done() else None
+    if result is None or not result.successful:
+        raise ConfigError(f"{target} refused {param.name}={param.value}: {result.reason if result else 'timeout'}")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    policy = load_policy(args.model_family, args.model_path)
+    if policy.adapter.random_weights:
+        print("[demo] model: tiny RANDOM-WEIGHT checkpoint (test fixture) — it will not solve the task; this "
+              "demo shows the machinery (sim -> policy -> steering -> bag -> report).\n"
+              "[demo] real checkpoint: vla-steer demo --model-path openvla/openvla-7b-finetuned-libero-10 "
+              "--unnorm-key libero_10_no_noops  (GPU and model hub access)")
+    library_dirs = [str(config_dir() / "directions")]
+    found = ensure_direction(policy, args.concept, args.size, out, library_dirs)
+    library_dirs.insert(0, str(found))
+    overrides = [
+        ("libero", "suite", Parameter("suite", value=args.suite)),
+        ("libero", "task_id", Parameter("task_id", value=args.task_id)),
+        ("libero", "mode", Parameter("mode", value="lockstep")),
+        ("libero", "image_size", Parameter("image_size", value=args.image_size)),
+        ("vla_policy", "cameras.width_px", Parameter("cameras.width_px", value=args.image_size)),
+        ("vla_policy", "cameras.height_px", Parameter("cameras.height_px", value=args.image_size)),
+        ("vla_policy", "model.path", Parameter("model.path", value=str(args.model_path))),
+        ("vla_policy", "model.family", Parameter("model.family", value=args.model_family)),
+        ("vla_policy", "steering.direction_dirs", Parameter("steering.direction_dirs", value=library_dirs)),
+        ("vla_policy", "steering.concepts", Parameter("steering.concepts", value=[args.concept])),
+        ("vla_policy", "steering.alpha", Parameter("steering.alpha", value=float(args.alpha))),
+        ("vla_policy", "steering.enabled", Parameter("steering.enabled", value=False)),
+    ]
+    if args.unnorm_key:
+        overrides.append(("vla_policy", "model.unnorm_key", Parameter("model.unnorm_key", value=args.unnorm_key)))
+    switch_at = args.switch_at if args.switch_at > 0 else args.steps // 2
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        report = _run_graph(context, overrides, policy, out / "bag", args.steps, switch_at, args.concept, args.alpha)
+    finally:
+        rclpy.try_shutdown(context=context)
+    print(format_report(report))
+    print(f"[demo] bag: {out / 'bag'}   report: {out / 'report.txt'}   figure: {out / 'trajectory.png'}")
+    return 0
+
+
+def _run_graph(context: Context, overrides, policy: Policy, bag: Path, steps: int, switch_at: int,
+               concept: str, alpha: float):
+    nodes = build_graph("libero_sim", context, overrides, extra={"vla_policy": {"policy": policy}})
+    recorder = BagRecorder(bag, context=context)
+    watcher = rclpy.create_node("vla_demo", context=context)
+    counter = StepCounter()
+    watcher.create_subscription(EpisodeStatus, "libero/episode_status", counter, 10)
+    t0 = time.monotonic()
+    with running([*nodes, recorder, watcher], context):
+        print(f"[demo] waiting for the simulator and the model (first episode: 10-40 s) ...")
+        if not counter.wait_for(1, timeout_s=240.0):
+            raise ConfigError("the episode did not start within 240 s (see the log above)")
+        _progress(counter, switch_at, steps, t0)
+        print(f"[demo] step {counter.step}: switching steering ON (concept {concept!r}, alpha {alpha:g}) via "
+              "parameter set, like `ros2 param set /vla_policy steering.enabled true`")
+        set_remote_parameter(watcher, "/vla_policy", Parameter("steering.enabled", value=True))
+        _progress(counter, steps, steps, t0)
+        recorder.close()
+        print(f"[demo] ran {counter.step} steps in {time.monotonic() - t0:.1f} s; recorded {recorder.message_count} messages")
+    report, _ = write_report(bag, bag.parent)
+    return report
+
+
+def _progress(counter: StepCounter, until: int, total: int, t0: float) -> None:
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=counter.step, desc="[demo] sim steps", unit="step", leave=False) as bar:
+        while counter.step < until and not counter.done:
+            if not counter.wait_for(counter.step + 1, timeout_s=120.0):
+                raise ConfigError(f"no simulator step for 120 s at step {counter.step}")
+            bar.update(counter.step - bar.n)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="LIBERO episode + policy + live steering, recorded and reported (what `make demo` runs)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model-family", default="openvla", help="policy family (openvla | pi0)")
+    p.add_argument("--model-path", default=DEFAULT_MODEL,
+                   help="checkpoint dir or hub id (default: a tiny random-weight fixture, written on first use)")
+    p.add_argument("--unnorm-key", default="", help="OpenVLA dataset key for action un-normalisation")
+    p.add_argument("--suite", default="libero_10", help="LIBERO suite")
+    p.add_argument("--task-id", type=int, default=0, help="task index in the suite")
+    p.add_argument("--steps", type=int, default=60, help="simulator steps to run")
+    p.add_argument("--switch-at", type=int, default=0, help="step at which steering turns on (default: half way)")
+    p.add_argument("--concept", default="up", help="steering concept (direction name)")
+    p.add_argument("--size", type=int, default=10, help="neurons in the concept cluster when it must be found")
+    p.add_argument("--alpha", type=float, default=10.0, help="steering strength (the paper used 10 on robots)")
+    p.add_argument("--image-size", type=int, default=128, help="camera resolution, px (smaller = faster on CPU)")
+    p.add_argument("--out", default="", help="output dir (default runs/demo-<timestamp>)")
+    p.set_defaults(func=run_demo)
