@@ -10,6 +10,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        # The bridge's parameter values live only in the workspace's config/libero_sim.yaml.
+        (f"share/{PACKAGE}/config", ["../../config/libero_sim.yaml"]),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
