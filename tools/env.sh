@@ -8,7 +8,8 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 # Build time: rosidl generators are found through the ament index inside the venv.
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ( $$ % 200 ) + 1 ))}"
+# ROS_DOMAIN_ID is left to the user (ROS default 0) so that every terminal sees the same nodes;
+# tests and CI pick a per-run id themselves (tests/conftest.py, .ci/run).
 export ROS_LOG_DIR="${ROS_LOG_DIR:-$_VLA_ROOT/.state/ros_log}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"

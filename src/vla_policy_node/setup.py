@@ -14,6 +14,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/directions", glob("config/directions/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
@@ -23,5 +24,13 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": ["policy_node = vla_policy.policy_node:main"],
+        # Subcommands of the core's `vla-steer` command (each target is register(subparsers)).
+        "vla_steer.cli": [
+            "steer = vla_policy.cli_ros:register_steer",
+            "param = vla_policy.cli_ros:register_param",
+            "launch = vla_policy.compose:register",
+            "demo = vla_policy.demo:register",
+            "record = vla_policy.bag_recorder:register",
+        ],
     },
 )
