@@ -260,3 +260,23 @@ def test_sharded_checkpoint_and_bf16(openvla_dir, openvla_policy, tmp_path):
     assert half.model.language_model.lm_head.weight.dtype == torch.bfloat16
     assert half.infer(obs).actions.shape == (1, 7)
     assert torch.get_default_dtype() == torch.float32, "default dtype restored after loading"
+
+
+def test_libero_gripper_convention_matches_openvla_eval():
+    """OpenVLA's LIBERO eval: [0,1] (1 = open) -> 2g-1 -> sign -> invert (-1 open, +1 close)."""
+    from vla_steer_tools.models.openvla.processing import libero_gripper
+
+    np.testing.assert_array_equal(libero_gripper(np.array([0.0, 0.2, 0.8, 1.0])), [1.0, 1.0, -1.0, -1.0])
+
+
+def test_gripper_option_changes_only_the_last_value(openvla_dir):
+    from vla_steer_tools.fixtures.tiny_checkpoints import tiny_observation
+    from vla_steer_tools.models.openvla.processing import libero_gripper
+
+    obs = tiny_observation(seed=3)
+    raw = load_policy("openvla", openvla_dir, device="cpu").infer(obs).actions
+    conv = load_policy("openvla", openvla_dir, device="cpu", gripper="libero").infer(obs).actions
+    np.testing.assert_array_equal(conv[:, :-1], raw[:, :-1])
+    np.testing.assert_array_equal(conv[:, -1], libero_gripper(raw[:, -1]))
+    with pytest.raises(UnknownChoiceError, match="gripper"):
+        load_policy("openvla", openvla_dir, device="cpu", gripper="sideways")

@@ -68,6 +68,10 @@ class PolicyParams:
                                    "Dataset whose action statistics un-normalize the actions "
                                    "(OpenVLA norm_stats key); empty = the checkpoint's only one.",
                                    read_only=True)
+    model_gripper: str = _param("model.gripper", "raw",
+                                "Gripper convention of the last action value: raw = as the model outputs it; "
+                                "libero = OpenVLA's LIBERO evaluation conversion (binarised, -1 open / +1 close).",
+                                choices=("raw", "libero"), read_only=True)
     cameras_topics: list[str] = _param("cameras.topics", ["camera/agentview/image_raw"],
                                   "Camera image topics (sensor_msgs/Image rgb8, bgr8 or mono8).",
                                   read_only=True)

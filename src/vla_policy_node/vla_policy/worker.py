@@ -31,6 +31,8 @@ def load_from_params(p: PolicyParams) -> Policy:
     from vla_steer_tools.models.registry import load_policy
 
     options = {"unnorm_key": p.model_unnorm_key} if p.model_unnorm_key else {}
+    if p.model_gripper != "raw":
+        options["gripper"] = p.model_gripper
     return load_policy(p.model_family, p.model_path, device=p.model_device, dtype=p.model_dtype, **options)
 
 

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 
+from ...errors import UnknownChoiceError
 from ...policy import Policy
 from ...types import ActionChunk, Observation
 from ..base import ModelAdapter
@@ -27,7 +28,7 @@ from ..loading import (
 )
 from .config import EMPTY_TOKEN_ID, OpenVLAConfig
 from .modeling import OpenVLAForActionPrediction
-from .processing import ActionDecoder, ImageTransform, build_prompt
+from .processing import GRIPPER_CONVENTIONS, ActionDecoder, ImageTransform, build_prompt, libero_gripper
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class OpenVLAPolicy(Policy):
         image_keys: Sequence[str] | None = None,
         action_space: str | None = None,
         random_weights: bool = False,
+        gripper: str = "raw",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -58,6 +60,9 @@ class OpenVLAPolicy(Policy):
         self.model_id = model_id
         self.center_crop = center_crop
         self.image_keys = tuple(image_keys) if image_keys else None
+        if gripper not in GRIPPER_CONVENTIONS:
+            raise UnknownChoiceError("gripper convention", gripper, GRIPPER_CONVENTIONS)
+        self.gripper = gripper
         self.action_space = action_space or ("ee_delta_7d" if decoder.action_dim == 7 else f"openvla_{decoder.action_dim}d")
         self._adapter = self._build_adapter(random_weights)
 
@@ -74,6 +79,8 @@ class OpenVLAPolicy(Policy):
             torch.cuda.synchronize(pixels.device)
         elapsed = time.perf_counter() - start
         actions = self.decoder(token_ids[0].cpu().numpy())[None, :]  # (1, dim)
+        if self.gripper == "libero":
+            actions[:, -1] = libero_gripper(actions[:, -1])
         return ActionChunk(actions=actions, action_space=self.action_space, inference_s=elapsed, model_id=self.model_id)
 
     # --- steps, public for tests and the benchmark ----------------------------------------------
@@ -122,8 +129,13 @@ def load_openvla(
     center_crop: bool = False,
     image_keys: Sequence[str] | None = None,
     action_space: str | None = None,
+    gripper: str = "raw",
 ) -> OpenVLAPolicy:
-    """Load an OpenVLA checkpoint (local dir or hub id, official layout) as a Policy."""
+    """Load an OpenVLA checkpoint (local dir or hub id, official layout) as a Policy.
+
+    gripper: "raw" = exactly `predict_action`; "libero" = what OpenVLA's LIBERO evaluation sends
+    to the simulator (binarised, -1 open / +1 close).
+    """
     from transformers import AutoTokenizer
 
     from ...fixtures.tiny_checkpoints import is_fixture
@@ -147,4 +159,5 @@ def load_openvla(
     return OpenVLAPolicy(
         model, tokenizer, ImageTransform.for_checkpoint(config, directory), decoder, str(path),
         center_crop=center_crop, image_keys=image_keys, action_space=action_space, random_weights=random_weights,
+        gripper=gripper,
     )

@@ -132,3 +132,13 @@ def select_unnorm_key(norm_stats: Mapping[str, Any], unnorm_key: str | None) -> 
     if unnorm_key not in norm_stats:
         raise UnknownChoiceError("unnorm_key", unnorm_key, norm_stats)
     return unnorm_key
+
+
+#: How the 7th (gripper) value leaves `OpenVLAPolicy.infer`.
+GRIPPER_CONVENTIONS: tuple[str, ...] = ("raw", "libero")
+
+
+def libero_gripper(raw: np.ndarray) -> np.ndarray:
+    """OpenVLA's LIBERO evaluation step: gripper in [0, 1] (1 = open, after the dataloader's flip)
+    -> binarised LIBERO command (-1 = open, +1 = close): sign(2 g - 1), then inverted."""
+    return -np.sign(2.0 * np.asarray(raw, dtype=np.float64) - 1.0)
