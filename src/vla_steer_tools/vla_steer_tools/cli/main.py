@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Sequence
 
 #: Core subcommand modules, in the order `--help` lists them.
-CORE_COMMANDS: tuple[str, ...] = ()
+CORE_COMMANDS: tuple[str, ...] = ("project", "concepts", "steer_text", "directions", "fixtures", "report")
 
 PLUGIN_GROUP = "vla_steer.cli"
 
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
             ep.load()(sub)
         except ImportError as exc:  # ROS not importable here: leave the ROS subcommands out
             logging.getLogger(__name__).debug("subcommand %s unavailable: %s", ep.name, exc)
+        except argparse.ArgumentError as exc:  # a plugin reusing a core command name: core wins
+            logging.getLogger(__name__).warning("plugin subcommand %s skipped: %s", ep.name, exc)
     return parser
 
 
