@@ -69,8 +69,8 @@ def generate_launch_description():
                               description="Checkpoint directory; empty = model.path from the params file."),
         DeclareLaunchArgument(
             "direction_dir",
-            default_value=PathJoinSubstitution([share, "config", "directions"]),
-            description="Directory of steering direction YAML files.",
+            default_value=PathJoinSubstitution([share, "config", "directions", "tiny-openvla"]),
+            description="Directory of steering direction YAML files for the loaded model (one folder per model).",
         ),
     ]
     return LaunchDescription(declared_arguments + [OpaqueFunction(function=launch_setup)])

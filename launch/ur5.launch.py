@@ -63,8 +63,8 @@ def generate_launch_description():
         ),
         DeclareLaunchArgument(
             "direction_dir",
-            default_value=PathJoinSubstitution([share, "config", "directions"]),
-            description="Directory of steering direction YAML files.",
+            default_value=PathJoinSubstitution([share, "config", "directions", "tiny-openvla"]),
+            description="Directory of steering direction YAML files for the loaded model (one folder per model).",
         ),
         DeclareLaunchArgument(
             "joint_states_topic",

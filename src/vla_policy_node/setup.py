@@ -14,7 +14,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-        (f"share/{PACKAGE}/config/directions", glob("config/directions/*.yaml")),
+        *[(f"share/{PACKAGE}/{d.rstrip('/')}", glob(f"{d}*.yaml")) for d in sorted(glob("config/directions/*/"))],
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -36,4 +36,4 @@ def test_demo_runs_records_and_reports(tmp_path):
     # one ee_delta command per simulator step in lockstep
     assert topics["/vla/action"][1] >= 12
     assert (out / "trajectory.png").stat().st_size > 20_000
-    assert (out / "directions" / "up.yaml").is_file()
+    assert "direction up: 10 neurons" in log, log[-2000:]  # the shipped config/directions/tiny-openvla/up.yaml

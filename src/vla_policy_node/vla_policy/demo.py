@@ -42,10 +42,10 @@ def ensure_direction(policy: Policy, concept: str, size: int, out_dir: Path, lib
     """A direction file named `concept` for this model: from the library if one fits, else found
     now by projecting the model's value vectors and clustering around the concept word."""
     library = DirectionLibrary([d for d in library_dirs if Path(d).is_dir()])
-    model_id = policy.adapter.model_id
-    if concept in library.names() and library.get(concept).model_id == model_id:
-        return out_dir
-    print(f"[demo] no {concept!r} direction for {model_id}: projecting value vectors and clustering")
+    if concept in library.names():
+        print(f"[demo] direction {library.describe(concept)}")
+        return Path(library_dirs[0])
+    print(f"[demo] no {concept!r} direction for {policy.adapter.model_id}: projecting value vectors and clustering")
     proj_dir = project(policy.adapter, out_dir / "projection", ProjectionOptions(components=("backbone",)))
     proj = Projection.load(proj_dir)
     hits = find_concept(proj, concept, size=size, method="semantic")
@@ -95,9 +95,10 @@ def run_demo(args: argparse.Namespace) -> int:
               "demo shows the machinery (sim -> policy -> steering -> bag -> report).\n"
               "[demo] real checkpoint: vla-steer demo --model-path openvla/openvla-7b-finetuned-libero-10 "
               "--unnorm-key libero_10_no_noops  (GPU and model hub access)")
-    library_dirs = [str(config_dir() / "directions")]
+    # one direction folder per model, named after the checkpoint (config/directions/tiny-openvla)
+    library_dirs = [str(config_dir() / "directions" / Path(str(args.model_path)).name)]
     found = ensure_direction(policy, args.concept, args.size, out, library_dirs)
-    library_dirs.insert(0, str(found))
+    library_dirs = list(dict.fromkeys([str(found), *library_dirs]))
     overrides = [
         ("libero", "suite", Parameter("suite", value=args.suite)),
         ("libero", "task_id", Parameter("task_id", value=args.task_id)),

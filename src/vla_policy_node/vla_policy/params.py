@@ -94,8 +94,8 @@ class PolicyParams:
     steering_enabled: bool = _param("steering.enabled", False, "Steer with the active concepts.")
     steering_concepts: list[str] = _param("steering.concepts", [],
                                      "Active concept names, looked up in steering.direction_dirs.")
-    steering_direction_dirs: list[str] = _param("steering.direction_dirs", ["config/directions"],
-                                           "Directories of direction YAML files.", read_only=True)
+    steering_direction_dirs: list[str] = _param("steering.direction_dirs", ["config/directions/tiny-openvla"],
+                                           "Directories of direction YAML files (one folder per model).", read_only=True)
     steering_alpha: float = _param("steering.alpha", 0.0, "Alpha for every active concept; "
                                    "0 = each direction's own alpha.", lo=-1000.0, hi=1000.0)
     steering_mode: str = _param("steering.mode", "", "Edit mode for every active concept; "
