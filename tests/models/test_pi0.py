@@ -203,3 +203,17 @@ def test_expert_token_table_is_optional_and_unused(pi0_dir, pi0_policy, tmp_path
     assert not policy.adapter.extra["token_matrices"]["action_expert"]().any()  # zero-filled
     obs = make_obs(seed=5)
     np.testing.assert_array_equal(policy.infer(obs).actions, pi0_policy.infer(obs).actions)
+
+
+def test_projection_keeps_components_in_their_token_space(pi0_policy, tmp_path):
+    """The expert's value vectors are narrower than PaliGemma's tokens: skipped by default, an
+    error when asked for with the backbone's matrix, fine with the expert's own matrix."""
+    from vla_steer_tools.interp.projection import Projection, ProjectionOptions, project
+
+    default = Projection.load(project(pi0_policy.adapter, tmp_path / "default"))
+    assert {comp for comp, _ in default.manifest["layers"]} == {"backbone"}
+    with pytest.raises(ConfigError, match="token-matrix"):
+        project(pi0_policy.adapter, tmp_path / "bad", ProjectionOptions(components=("action_expert",)))
+    expert = Projection.load(project(pi0_policy.adapter, tmp_path / "expert", ProjectionOptions(
+        components=("action_expert",), token_matrix="action_expert")))
+    assert {comp for comp, _ in expert.manifest["layers"]} == {"action_expert"}

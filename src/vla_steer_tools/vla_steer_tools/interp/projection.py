@@ -149,8 +149,32 @@ def _token_matrix(adapter: ModelAdapter, choice: str) -> torch.Tensor:
     return choices[choice]()
 
 
-def _selected_layers(adapter: ModelAdapter, opts: ProjectionOptions) -> list[tuple[str, int]]:
-    comps = opts.components or adapter.components
+def _components(adapter: ModelAdapter, opts: ProjectionOptions, d_model: int) -> tuple[str, ...]:
+    """Components whose value vectors live in the token matrix's space (d_model wide).
+
+    Pi0's action expert (width 1024) cannot be projected onto PaliGemma's tokens (2048): by
+    default such components are skipped with a note; asked for by name, they are an error."""
+    def width(comp: str) -> int:
+        return int(adapter.layers(comp)[0].out_features)
+
+    if opts.components:
+        bad = [c for c in opts.components if width(c) != d_model]
+        if bad:
+            alternatives = ", ".join(adapter.extra.get("token_matrices", {})) or "none"
+            raise ConfigError(
+                f"component(s) {bad} write {width(bad[0])}-wide value vectors but token matrix "
+                f"{opts.token_matrix!r} is {d_model}-wide; pick a matching --token-matrix (this model offers: {alternatives})")
+        return opts.components
+    comps = tuple(c for c in adapter.components if width(c) == d_model)
+    skipped = sorted(set(adapter.components) - set(comps))
+    if skipped:
+        log.info("skipping component(s) %s: their width differs from the %d-wide token matrix "
+                 "(project them with --components/--token-matrix)", skipped, d_model)
+    return comps
+
+
+def _selected_layers(adapter: ModelAdapter, opts: ProjectionOptions, d_model: int) -> list[tuple[str, int]]:
+    comps = _components(adapter, opts, d_model)
     out = []
     for comp in comps:
         n = len(adapter.layers(comp))
@@ -202,15 +226,15 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 def project(adapter: ModelAdapter, out_dir: str | os.PathLike, options: ProjectionOptions = ProjectionOptions()) -> Path:
     """Project the selected layers into `out_dir`; re-running resumes from finished layer shards."""
-    from ..models.hf_causal_lm import resolve_device
+    from ..models.loading import resolve_device
 
     options.check()
     out = Path(out_dir)
     device = resolve_device(options.device)
     dtype = DTYPES[options.dtype]
-    selected = _selected_layers(adapter, options)
     tokens = _token_matrix(adapter, options.token_matrix).to(device=device, dtype=dtype)  # (vocab, d)
     vocab, d_model = tokens.shape
+    selected = _selected_layers(adapter, options, d_model)
     shapes = _shapes(adapter)
     pid = projection_id(adapter.model_id, shapes, options.result_key(), float(tokens[:64].float().sum()))
     manifest_path = out / MANIFEST

