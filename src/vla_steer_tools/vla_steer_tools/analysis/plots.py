@@ -70,7 +70,7 @@ def plot_trace(trace: EpisodeTrace, out: str | Path, title: str = "") -> Path:
         ax.legend(loc="best", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no concept activations recorded", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="time [s]", ylabel="mean activation (pre-edit)", title="Concept neurons")
+    ax.set(xlabel="time [s]", ylabel="mean activation, before own edit", title="Concept neurons (edits in earlier layers propagate)")
     note = " — RANDOM WEIGHTS (machinery demo, no semantic effect expected)" if trace.random_weights else ""
     fig.suptitle((title or f"model: {trace.model_id}") + note, fontsize=11)
     tmp = out.with_name(out.stem + ".tmp" + out.suffix)
