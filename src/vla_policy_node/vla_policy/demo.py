@@ -59,12 +59,13 @@ class StepCounter:
 
     def __init__(self) -> None:
         self.step = 0
+        self.max_steps = 0
         self.done = False
         self.changed = threading.Condition()
 
     def __call__(self, msg: EpisodeStatus) -> None:
         with self.changed:
-            self.step, self.done = int(msg.step), bool(msg.done)
+            self.step, self.max_steps, self.done = int(msg.step), int(msg.max_steps), bool(msg.done)
             self.changed.notify_all()
 
     def wait_for(self, step: int, timeout_s: float) -> bool:
@@ -115,11 +116,10 @@ def run_demo(args: argparse.Namespace) -> int:
     ]
     if args.unnorm_key:
         overrides.append(("vla_policy", "model.unnorm_key", Parameter("model.unnorm_key", value=args.unnorm_key)))
-    switch_at = args.switch_at if args.switch_at > 0 else args.steps // 2
     context = Context()
     rclpy.init(context=context)
     try:
-        report = _run_graph(context, overrides, policy, out / "bag", args.steps, switch_at, args.concept, args.alpha)
+        report = _run_graph(context, overrides, policy, out / "bag", args.steps, args.switch_at, args.concept, args.alpha)
     finally:
         rclpy.try_shutdown(context=context)
     print(format_report(report))
@@ -139,6 +139,9 @@ def _run_graph(context: Context, overrides, policy: Policy, bag: Path, steps: in
         print(f"[demo] waiting for the simulator and the model (first episode: 10-40 s) ...")
         if not counter.wait_for(1, timeout_s=240.0):
             raise ConfigError("the episode did not start within 240 s (see the log above)")
+        steps = min(steps, counter.max_steps) if steps > 0 else counter.max_steps  # 0 = the whole episode
+        switch_at = switch_at if 0 < switch_at < steps else steps // 2
+        print(f"[demo] running {steps} of the episode's {counter.max_steps} steps; steering switches on at step {switch_at}")
         _progress(counter, switch_at, steps, t0)
         print(f"[demo] step {counter.step}: switching steering ON (concept {concept!r}, alpha {alpha:g}) via "
               "parameter set, like `ros2 param set /vla_policy steering.enabled true`")
@@ -171,7 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unnorm-key", default="", help="OpenVLA dataset key for action un-normalisation")
     p.add_argument("--suite", default="libero_10", help="LIBERO suite")
     p.add_argument("--task-id", type=int, default=0, help="task index in the suite")
-    p.add_argument("--steps", type=int, default=60, help="simulator steps to run")
+    p.add_argument("--steps", type=int, default=0,
+                   help="simulator steps to run (default 0 = the whole episode: the suite's step limit, 520 for libero_10)")
     p.add_argument("--switch-at", type=int, default=0, help="step at which steering turns on (default: half way)")
     p.add_argument("--concept", default="up", help="steering concept (direction name)")
     p.add_argument("--size", type=int, default=10, help="neurons in the concept cluster when it must be found")
