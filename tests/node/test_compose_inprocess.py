@@ -111,8 +111,8 @@ def test_pi0_chunks_execute_step_by_step_at_the_control_rate(tmp_path_factory, d
     from vla_steer_tools.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 
     path = ensure_tiny_checkpoint("pi0", tmp_path_factory.mktemp("pi0"))
-    # Pi0 LIBERO checkpoints emit LIBERO's gripper convention already: no conversion ("raw")
-    with compose(real_images, **{"model.family": "pi0", "model.path": str(path), "model.gripper": "raw",
+    # the LIBERO config's options are OpenVLA's; Pi0 LIBERO checkpoints need none
+    with compose(real_images, **{"model.family": "pi0", "model.path": str(path), "model.options": "",
                                  "output.lockstep": False,
                                  "control_hz": 10.0, "chunk.execute_steps": 4, "steering.direction_dirs": [str(direction_dir)]}) as (
             node, driver):

@@ -119,3 +119,15 @@ def test_dataclass_is_frozen():
     p = P.PolicyParams()
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.control_hz = 1.0  # type: ignore[misc]
+
+
+def test_model_options_parse_into_load_options():
+    from vla_steer_tools.errors import ConfigError
+    from vla_policy.params import PolicyParams, model_options, validate
+
+    p = PolicyParams(model_options="{center_crop: true, gripper: libero}", model_unnorm_key="libero_10_no_noops")
+    assert model_options(p) == {"center_crop": True, "gripper": "libero", "unnorm_key": "libero_10_no_noops"}
+    assert model_options(PolicyParams()) == {}
+    for bad in ("[1, 2]", "{unclosed", "just text"):
+        with pytest.raises(ConfigError, match="model.options"):
+            validate(PolicyParams(model_options=bad))

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -33,6 +34,7 @@ from vla_steer_tools.steering.directions import DirectionLibrary, save_direction
 
 from .bag_recorder import BagRecorder
 from .compose import build_graph, config_dir, running
+from .params import PolicyParams, model_options
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = ".state/checkpoints/tiny-openvla"
@@ -52,6 +54,14 @@ def ensure_direction(policy: Policy, concept: str, size: int, out_dir: Path, lib
     direction = direction_from_hits(proj, concept, hits, how=f"semantic kNN around {concept!r}, k={size}")
     save_direction(direction, out_dir / "directions" / f"{concept}.yaml")
     return out_dir / "directions"
+
+
+def _load_options(args: argparse.Namespace) -> dict:
+    """The node's load options: config/policy_libero.yaml's model.options unless --model-options,
+    plus --unnorm-key (the demo loads the policy once and hands it to the node)."""
+    model = yaml.safe_load((config_dir() / "policy_libero.yaml").read_text())["vla_policy"]["ros__parameters"]["model"]
+    text = args.model_options if args.model_options is not None else model.get("options", "")
+    return model_options(PolicyParams(model_options=text, model_unnorm_key=args.unnorm_key or model.get("unnorm_key", "")))
 
 
 class StepCounter:
@@ -90,7 +100,7 @@ def set_remote_parameter(node, target: str, param: Parameter, timeout_s: float =
 def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    policy = load_policy(args.model_family, args.model_path)
+    policy = load_policy(args.model_family, args.model_path, **_load_options(args))
     if policy.adapter.random_weights:
         print("[demo] model: tiny RANDOM-WEIGHT checkpoint (test fixture) — it will not solve the task; this "
               "demo shows the machinery (sim -> policy -> steering -> bag -> report).\n"
@@ -114,6 +124,8 @@ def run_demo(args: argparse.Namespace) -> int:
         ("vla_policy", "steering.alpha", Parameter("steering.alpha", value=float(args.alpha))),
         ("vla_policy", "steering.enabled", Parameter("steering.enabled", value=False)),
     ]
+    if args.model_options is not None:
+        overrides.append(("vla_policy", "model.options", Parameter("model.options", value=args.model_options)))
     if args.unnorm_key:
         overrides.append(("vla_policy", "model.unnorm_key", Parameter("model.unnorm_key", value=args.unnorm_key)))
     context = Context()
@@ -171,6 +183,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-family", default="openvla", help="policy family (openvla | pi0)")
     p.add_argument("--model-path", default=DEFAULT_MODEL,
                    help="checkpoint dir or hub id (default: a tiny random-weight fixture, written on first use)")
+    p.add_argument("--model-options", default=None,
+                   help="family load options as YAML, e.g. '{}' for Pi0 (default: config/policy_libero.yaml's, "
+                   "OpenVLA's LIBERO settings)")
     p.add_argument("--unnorm-key", default="", help="OpenVLA dataset key for action un-normalisation")
     p.add_argument("--suite", default="libero_10", help="LIBERO suite")
     p.add_argument("--task-id", type=int, default=0, help="task index in the suite")

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from vla_steer_tools.errors import ConfigError, UnknownChoiceError
@@ -68,10 +69,11 @@ class PolicyParams:
                                    "Dataset whose action statistics un-normalize the actions "
                                    "(OpenVLA norm_stats key); empty = the checkpoint's only one.",
                                    read_only=True)
-    model_gripper: str = _param("model.gripper", "raw",
-                                "Gripper convention of the last action value: raw = as the model outputs it; "
-                                "libero = OpenVLA's LIBERO evaluation conversion (binarised, -1 open / +1 close).",
-                                choices=("raw", "libero"), read_only=True)
+    model_options: str = _param("model.options", "",
+                                "Family-specific load options as a YAML mapping, e.g. '{center_crop: true, "
+                                "gripper: libero}' for OpenVLA on LIBERO (0.9 center crop; binarised -1 open / "
+                                "+1 close gripper, as OpenVLA's LIBERO evaluation); empty = none.",
+                                read_only=True)
     cameras_topics: list[str] = _param("cameras.topics", ["camera/agentview/image_raw"],
                                   "Camera image topics (sensor_msgs/Image rgb8, bgr8 or mono8).",
                                   read_only=True)
@@ -240,6 +242,7 @@ def validate(p: PolicyParams) -> None:
         raise ConfigError(f"cameras.keys has duplicates: {p.cameras_keys}")
     if not p.model_path:
         raise ConfigError("model.path is empty")
+    model_options(p)
     _check_box("limits.joint_position_min_rad", p.limits_joint_position_min_rad,
                "limits.joint_position_max_rad", p.limits_joint_position_max_rad, None)
     _check_box("limits.workspace_min_m", p.limits_workspace_min_m,
@@ -248,6 +251,19 @@ def validate(p: PolicyParams) -> None:
     if n_joints and p.output_joint_names and n_joints != len(p.output_joint_names):
         raise ConfigError(f"limits.joint_position_min_rad has {n_joints} values but output.joint_names "
                           f"has {len(p.output_joint_names)}")
+
+
+def model_options(p: PolicyParams) -> dict[str, Any]:
+    """`model.options` (YAML text) plus `model.unnorm_key` as keyword options for load_policy."""
+    try:
+        options = yaml.safe_load(p.model_options) if p.model_options.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"model.options is not valid YAML: {exc}") from exc
+    if not isinstance(options, dict):
+        raise ConfigError(f"model.options must be a YAML mapping like '{{center_crop: true}}', got {p.model_options!r}")
+    if p.model_unnorm_key:
+        options["unnorm_key"] = p.model_unnorm_key
+    return options
 
 
 def _check_field(f: dataclasses.Field, value: Any) -> None:

@@ -21,7 +21,7 @@ from vla_steer_tools.policy import Policy, SteeredPolicy
 from vla_steer_tools.steering.hooks import SteeringConfig
 from vla_steer_tools.types import Observation
 
-from .params import PolicyParams
+from .params import PolicyParams, model_options
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,7 @@ def load_from_params(p: PolicyParams) -> Policy:
     """Load the configured model through the core registry (no family branches here)."""
     from vla_steer_tools.models.registry import load_policy
 
-    options = {"unnorm_key": p.model_unnorm_key} if p.model_unnorm_key else {}
-    if p.model_gripper != "raw":
-        options["gripper"] = p.model_gripper
-    return load_policy(p.model_family, p.model_path, device=p.model_device, dtype=p.model_dtype, **options)
+    return load_policy(p.model_family, p.model_path, device=p.model_device, dtype=p.model_dtype, **model_options(p))
 
 
 @dataclass(frozen=True)
