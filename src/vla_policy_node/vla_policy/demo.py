@@ -148,7 +148,7 @@ def _run_graph(context: Context, overrides, policy: Policy, bag: Path, steps: in
     watcher.create_subscription(EpisodeStatus, "libero/episode_status", counter, 10)
     t0 = time.monotonic()
     with running([*nodes, recorder, watcher], context):
-        print(f"[demo] waiting for the simulator and the model (first episode: 10-40 s) ...")
+        print("[demo] waiting for the simulator and the model (first episode: 10-40 s) ...")
         if not counter.wait_for(1, timeout_s=240.0):
             raise ConfigError("the episode did not start within 240 s (see the log above)")
         steps = min(steps, counter.max_steps) if steps > 0 else counter.max_steps  # 0 = the whole episode
