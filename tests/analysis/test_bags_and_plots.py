@@ -39,8 +39,12 @@ def _write_synthetic_episode(path, store, n=40, on_at=20):
                            model_id="tiny", random_weights=True, inference_count=np.uint64(i))
                 bag.write("/vla/steering_state", t, store.serialize_cdr(st, "vla_steer_msgs/msg/SteeringState"))
             z += 0.003 if on else 0.001
-            pose = Pose(header=hdr, pose=PoseT(position=Point(x=0.0, y=0.0, z=z), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0)))
-            bag.write("/ee_pose", t + 1, store.serialize_cdr(pose, "geometry_msgs/msg/PoseStamped"))
+            stamped = Header(stamp=Time(sec=i, nanosec=0), frame_id="world")
+            pose = Pose(header=stamped, pose=PoseT(position=Point(x=0.0, y=0.0, z=z), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0)))
+            raw = store.serialize_cdr(pose, "geometry_msgs/msg/PoseStamped")
+            bag.write("/ee_pose", t + 1, raw)
+            if i == 0:  # the bridge re-publishes the reset observation (same stamp) until the first action
+                bag.write("/ee_pose", t + 3, raw)
             act = Acts(header=hdr, inference_index=np.uint64(i), concept_names=["up"],
                        mean_activation=np.array([0.1 * i], dtype=np.float32),
                        max_activation=np.array([0.2 * i], dtype=np.float32), steered=np.array([on], dtype=bool))
@@ -52,12 +56,12 @@ def test_round_trip_and_trace(tmp_path):
     bag = tmp_path / "ep"
     _write_synthetic_episode(bag, store)
     topics = bag_topics(bag)
-    assert topics["/ee_pose"] == ("geometry_msgs/msg/PoseStamped", 40)
+    assert topics["/ee_pose"] == ("geometry_msgs/msg/PoseStamped", 41)  # incl. one re-published pose
     first = next(read_bag(bag, ["/vla/concept_activations"], store))
     assert list(first.msg.concept_names) == ["up"]
 
     trace = load_trace(bag)
-    assert trace.ee_pos.shape == (40, 3)
+    assert trace.ee_pos.shape == (40, 3)  # the repeat (same header stamp) is dropped
     assert trace.random_weights and trace.model_id == "tiny"
     assert [ev.enabled for ev in trace.steering] == [False, True]
     assert trace.steering_on_time() == pytest.approx(2.0, abs=1e-6)

@@ -71,11 +71,16 @@ def load_trace(bag: str | Path) -> EpisodeTrace:
     ee_t, ee, act_t, acts, inf, steer = [], [], [], [], [], []
     a_t, a_rows, a_names = [], [], None
     t0 = None
+    last_pose_stamp = None
     topics = [EE_POSE_TOPIC, ACTION_TOPIC, CHUNK_TOPIC, STATE_TOPIC, ACTIVATIONS_TOPIC]
     for m in read_bag(bag, topics):
         t0 = m.stamp_ns if t0 is None else t0
         t = (m.stamp_ns - t0) * 1e-9
         if m.topic == EE_POSE_TOPIC:
+            stamp = _stamp_s(m.msg.header)
+            if stamp == last_pose_stamp:  # a re-published observation (the bridge repeats the reset one)
+                continue
+            last_pose_stamp = stamp
             p = m.msg.pose.position
             ee_t.append(t)
             ee.append((p.x, p.y, p.z))
