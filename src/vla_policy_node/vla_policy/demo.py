@@ -21,9 +21,6 @@ import rclpy
 import yaml
 from rclpy.context import Context
 from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
-
-from vla_steer_msgs.msg import EpisodeStatus
 from vla_steer_tools.analysis.report import format_report, write_report
 from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.interp.concepts import direction_from_hits, find_concept
@@ -32,7 +29,10 @@ from vla_steer_tools.models.registry import load_policy
 from vla_steer_tools.policy import Policy
 from vla_steer_tools.steering.directions import DirectionLibrary, save_direction
 
+from vla_steer_msgs.msg import EpisodeStatus
+
 from .bag_recorder import BagRecorder
+from .cli_ros import param_client
 from .compose import build_graph, config_dir, running
 from .params import PolicyParams, model_options
 
@@ -84,11 +84,10 @@ class StepCounter:
 
 
 def set_remote_parameter(node, target: str, param: Parameter, timeout_s: float = 10.0) -> None:
-    """Set a parameter on another node through its parameter services, as `ros2 param set` does."""
-    client = AsyncParameterClient(node, target)
-    if not client.wait_for_services(timeout_sec=timeout_s):
-        raise ConfigError(f"parameter services of {target} not available")
-    future = client.set_parameters([param])
+    """Set a parameter on another node through its parameter services, as `ros2 param set` does.
+
+    Polls the future instead of cli_ros.wait_result: `node` is already spun by the demo's executor."""
+    future = param_client(node, target, timeout_s).set_parameters([param])
     deadline = time.monotonic() + timeout_s
     while not future.done() and time.monotonic() < deadline:
         time.sleep(0.02)
