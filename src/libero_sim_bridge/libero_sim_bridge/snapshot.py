@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
+from vla_steer_tools.atomic import atomic_path
 
 from .env import CAMERAS, ORIENTATIONS, SUITE_MAX_STEPS, LiberoEnv
 
 
 def save_png(image: np.ndarray, out: Path) -> None:
     """Atomic write: a partly written PNG never appears under the final name."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    imageio.imwrite(tmp, image, format="png")
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        imageio.imwrite(tmp, image, format="png")
 
 
 def main(argv: list[str] | None = None) -> None:

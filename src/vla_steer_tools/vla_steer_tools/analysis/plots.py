@@ -3,7 +3,6 @@ neurons did, with the steering-on period shaded so cause and effect sit on one t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..atomic import atomic_path  # noqa: E402
 from .trace import EpisodeTrace  # noqa: E402
 
 STEER_COLOR = "#f4a261"
@@ -73,8 +73,7 @@ def plot_trace(trace: EpisodeTrace, out: str | Path, title: str = "") -> Path:
     ax.set(xlabel="time [s]", ylabel="mean activation, before own edit", title="Concept neurons (edits in earlier layers propagate)")
     note = " — RANDOM WEIGHTS (machinery demo, no semantic effect expected)" if trace.random_weights else ""
     fig.suptitle((title or f"model: {trace.model_id}") + note, fontsize=11)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
     return out

@@ -5,12 +5,12 @@ steering was switched on, and a trajectory figure. Used by `vla-steer demo` and 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from .metrics import EpisodeMetrics, compare, episode_metrics
 from .plots import plot_trace
 from .trace import EpisodeTrace, load_trace
@@ -96,8 +96,6 @@ def write_report(bag: str | Path, out_dir: str | Path) -> tuple[RunReport, Path]
     report = build_report(trace)
     for name, text in (("report.json", json.dumps(report.as_dict(), indent=2, default=float)),
                        ("report.txt", format_report(report) + "\n")):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)
     plot_trace(trace, out / "trajectory.png")
     return report, out
