@@ -99,7 +99,9 @@ def test_joint_commands_are_limited_and_named():
     assert np.allclose(msg.points[0].positions, [0.1, 0.6])
     msg = b.build(np.array([0.05, 0.0, 0.0]), "joint_delta_7d", robot, Time())
     assert np.allclose(msg.points[0].positions, [0.05, 0.5])  # delta from measured, vel-limited from last
-    assert np.allclose(b.hold(robot, Time()).points[0].positions, [0.0, 0.5])
+    # the hold is the last command that went out, never the measured positions
+    assert np.allclose(b.hold(robot, Time()).points[0].positions, [0.05, 0.5])
+    assert b.hold(RobotState(["a", "b"], np.array([0.0, 0.5]), None), Time()) is None  # nothing sent yet
     with pytest.raises(UnsafeCommandError, match="joint_states"):
         b.build(np.zeros(3), "joint_position_7d", RobotState(["a", "b"], None, None), Time())
 

@@ -10,6 +10,9 @@
 joint_* = joint_position_* (absolute targets) or joint_delta_* (added to the measured positions);
 joint actions beyond the commanded joints (a gripper value) are not part of a joint command.
 JointTrajectory carries one point, `time_from_start` = one control period.
+
+Every message built here, holds included, passes `gate.CommandGate` last: the numbers that go out
+are exactly the numbers the gate checked.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_steer_tools.errors import ConfigError
 
+from .gate import CommandGate, as_vector
 from .params import PolicyParams
 from .safety import SafetyLimits, UnsafeCommandError, ee_delta_to_twist, limit_ee_action, limit_joint_command
 
@@ -44,12 +48,13 @@ class RobotState:
     joint_names: list[str]
     joint_positions: np.ndarray | None  # (J,) rad, in joint_names order; None until joint_states
     ee_position_m: np.ndarray | None  # (3,) from ee_pose; None until received
-    last_joint_command: np.ndarray | None = None  # (J,) rad
+    #: (J,) rad: the last joint command that passed the gate (so always finite and in the limits).
+    last_joint_command: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class CommandBuilder:
-    """Builds (and safety-limits) the command for one action vector."""
+    """Builds the command for one action vector: limits (safety.py), then the gate (gate.py)."""
 
     mode: str
     limits: SafetyLimits
@@ -62,6 +67,10 @@ class CommandBuilder:
         return cls(p.output_mode, SafetyLimits.from_params(p), 1.0 / p.control_hz,
                    p.output_ee_linear_m_per_unit, p.output_ee_angular_rad_per_unit)
 
+    @property
+    def gate(self) -> CommandGate:
+        return CommandGate(self.limits, self.period_s, self.linear_m_per_unit)
+
     def check_action_space(self, action_space: str) -> None:
         """ConfigError when the model's actions cannot drive this output mode."""
         joint = action_space.startswith(("joint_position", "joint_delta"))
@@ -71,28 +80,55 @@ class CommandBuilder:
                               f"(joint modes need joint_position_*/joint_delta_*, ee modes need ee_delta_*)")
 
     def build(self, action: np.ndarray, action_space: str, robot: RobotState, stamp: Time) -> Any:
-        """The message for one step; UnsafeCommandError when it must not be sent."""
+        """The message for one step; UnsafeCommandError when it must not be sent.
+
+        Only a joint command that passed the gate becomes the next rate-limit reference, so a bad
+        step (NaN, out of range) can never poison the commands after it.
+        """
         self.check_action_space(action_space)
+        action = as_vector(action, "action")
+        with np.errstate(all="ignore"):  # overflow to inf is refused by the gate, not warned about
+            return self._build(action, action_space, robot, stamp)
+
+    def _build(self, action: np.ndarray, action_space: str, robot: RobotState, stamp: Time) -> Any:
         if self.mode.startswith("joint"):
             target = self._joint_target(action, action_space, robot)
-            robot.last_joint_command = target
-            return self._joint_msg(target, robot.joint_names, stamp)
+            checked = self.gate.check_joints(target, self._reference(robot), len(robot.joint_names))
+            robot.last_joint_command = checked.copy()
+            return self._joint_msg(checked, robot.joint_names, stamp)
         limited = limit_ee_action(action, robot.ee_position_m, self.limits, self.linear_m_per_unit)  # (7,)
         if self.mode == "ee_delta":
-            return Float64MultiArray(data=limited.tolist())
-        linear, angular = ee_delta_to_twist(limited, self.period_s, self.linear_m_per_unit, self.angular_rad_per_unit)
+            checked = self.gate.check_ee_delta(limited, robot.ee_position_m)
+            return Float64MultiArray(data=[float(v) for v in checked])
+        self.gate.check_ee_delta(limited, robot.ee_position_m)
+        linear, angular = ee_delta_to_twist(limited, self.period_s, self.linear_m_per_unit,
+                                            self.angular_rad_per_unit)
+        self.gate.check_twist(linear, angular, robot.ee_position_m)
         msg = TwistStamped(header=Header(stamp=stamp))
         msg.twist.linear, msg.twist.angular = Vector3(x=linear[0], y=linear[1], z=linear[2]), \
             Vector3(x=angular[0], y=angular[1], z=angular[2])
         return msg
 
     def hold(self, robot: RobotState, stamp: Time) -> Any | None:
-        """The command that keeps the robot still, or None where silence is the hold (ee_delta)."""
+        """The command that keeps the robot still, or None where sending nothing is the hold.
+
+        ee_twist: a zero twist. ee_delta: nothing. Joint modes: the last command that passed the
+        gate, checked again against the current limits; nothing before the first command. Never
+        the measured positions: a sensor fault (NaN, a joint reported past its limit) must not
+        become a command.
+        """
         if self.mode == "ee_twist":
             return TwistStamped(header=Header(stamp=stamp))
-        if self.mode.startswith("joint") and robot.joint_positions is not None:
-            return self._joint_msg(robot.joint_positions, robot.joint_names, stamp)
-        return None
+        if not self.mode.startswith("joint") or robot.last_joint_command is None:
+            return None
+        last = robot.last_joint_command
+        checked = self.gate.check_joints(last, last, len(robot.joint_names))
+        return self._joint_msg(checked, robot.joint_names, stamp)
+
+    @staticmethod
+    def _reference(robot: RobotState) -> np.ndarray | None:
+        """Rate-limit reference: the last command sent, else (first command) the measured positions."""
+        return robot.last_joint_command if robot.last_joint_command is not None else robot.joint_positions
 
     def _joint_target(self, action: np.ndarray, action_space: str, robot: RobotState) -> np.ndarray:
         if robot.joint_positions is None:
@@ -103,8 +139,7 @@ class CommandBuilder:
         target = np.asarray(action[:n], dtype=np.float64)  # (J,)
         if action_space.startswith("joint_delta"):
             target = robot.joint_positions + target
-        previous = robot.last_joint_command if robot.last_joint_command is not None else robot.joint_positions
-        return limit_joint_command(target, previous, self.limits, self.period_s)
+        return limit_joint_command(target, self._reference(robot), self.limits, self.period_s)
 
     def _joint_msg(self, positions: np.ndarray, names: list[str], stamp: Time) -> Any:
         if self.mode == "joint_position":

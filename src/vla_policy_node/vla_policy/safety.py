@@ -1,5 +1,6 @@
-"""The last checks between a model's action and the robot: finite values, joint position and
+"""Limits applied to a model's action on its way to the robot: finite values, joint position and
 velocity limits, an end-effector step limit and workspace box, and a watchdog on input ages.
+The functions here move a command towards the limits; gate.py then checks the final numbers.
 
 Pure numpy, no ROS: the node calls these on every command, tests call them directly. Every check is
 conservative: a value that cannot be checked (NaN, unknown pose with a box configured) is refused.
@@ -40,7 +41,7 @@ class SafetyLimits:
 
     @property
     def has_workspace(self) -> bool:
-        return self.workspace_min_m.size == 3
+        return self.workspace_min_m.size == 3 and self.workspace_max_m.size == 3
 
 
 class UnsafeCommandError(ValueError):
@@ -57,24 +58,28 @@ def require_finite(values: np.ndarray, what: str) -> None:
 
 def limit_joint_command(target: np.ndarray, previous: np.ndarray | None, limits: SafetyLimits,
                         period_s: float) -> np.ndarray:
-    """Clip joint targets (rad, (J,)) to the position box, then to max velocity from `previous`.
+    """Rate-limit joint targets (rad, (J,)) from `previous`, then clip them to the position box.
 
-    `previous` is the last commanded (or measured) position; None skips the velocity limit only
-    when no reference exists yet, which the node avoids by requiring joint_states.
+    The box comes last so that the result is always inside it, whatever `previous` was (a measured
+    position outside the box used to pull the rate-limited command out of it). A result that then
+    moves faster than the limit (`previous` far outside the box) is refused by the gate (gate.py).
+    `previous` is the last command sent (or the measured position before the first); None skips
+    the rate limit.
     """
     require_finite(target, "joint target")
     out = np.asarray(target, dtype=np.float64).copy()  # (J,)
-    if limits.joint_min_rad.size:
-        if limits.joint_min_rad.size != out.size:
-            raise UnsafeCommandError(f"joint target has {out.size} joints but limits have "
-                                     f"{limits.joint_min_rad.size}")
-        out = np.clip(out, limits.joint_min_rad, limits.joint_max_rad)
     if previous is not None and math.isfinite(limits.max_joint_vel_rad_s):
         previous = np.asarray(previous, dtype=np.float64)
         if previous.shape != out.shape:
             raise UnsafeCommandError(f"joint target shape {out.shape} != current joints {previous.shape}")
+        require_finite(previous, "joint reference position")
         max_step = limits.max_joint_vel_rad_s * period_s
         out = previous + np.clip(out - previous, -max_step, max_step)
+    if limits.joint_min_rad.size:
+        if limits.joint_min_rad.size != out.size or limits.joint_max_rad.size != out.size:
+            raise UnsafeCommandError(f"joint target has {out.size} joints but limits have "
+                                     f"{limits.joint_min_rad.size}")
+        out = np.clip(out, limits.joint_min_rad, limits.joint_max_rad)
     return out
 
 
@@ -88,12 +93,15 @@ def limit_ee_translation(delta_m: np.ndarray, ee_pos_m: np.ndarray | None,
     require_finite(delta_m, "end-effector step")
     delta = np.asarray(delta_m, dtype=np.float64).copy()  # (3,)
     norm = float(np.linalg.norm(delta))
-    if norm > limits.max_ee_step_m:
+    if norm > limits.max_ee_step_m and norm > 0:
         delta *= limits.max_ee_step_m / norm
     if limits.has_workspace:
         if ee_pos_m is None:
             raise UnsafeCommandError("workspace box configured but no end-effector pose received (ee_pose)")
         pos = np.asarray(ee_pos_m, dtype=np.float64)
+        if pos.shape != (3,):
+            raise UnsafeCommandError(f"end-effector position has shape {pos.shape}; expected (3,)")
+        require_finite(pos, "end-effector position")
         target = np.clip(pos + delta, limits.workspace_min_m, limits.workspace_max_m)
         # Already outside the box: allow only motion back towards it.
         delta = target - pos
@@ -104,26 +112,36 @@ class Watchdog:
     """Ages of named inputs against per-input maximum ages (seconds, monotonic clock).
 
     An input never seen is stale. A maximum age of 0 means "must have been seen once" (a latched
-    instruction does not expire).
+    instruction does not expire). An input whose last message was rejected (non-finite values, an
+    over-long instruction) is invalid until a good one arrives, whether or not its age is watched:
+    the node must not keep acting on the value before the bad one as if nothing happened.
     """
 
     def __init__(self, max_age_s: dict[str, float]) -> None:
         self._max_age_s = dict(max_age_s)
         self._last: dict[str, float] = {}
+        self._invalid: dict[str, str] = {}
 
     def set_max_ages(self, max_age_s: dict[str, float]) -> None:
         self._max_age_s = dict(max_age_s)
 
     def feed(self, name: str, now_s: float) -> None:
         self._last[name] = now_s
+        self._invalid.pop(name, None)
+
+    def invalidate(self, name: str, reason: str) -> None:
+        """Mark `name` bad (its last message was rejected) until the next `feed`."""
+        self._invalid[name] = reason
 
     def last(self, name: str) -> float | None:
         return self._last.get(name)
 
     def stale(self, now_s: float) -> list[str]:
         """Reasons, one per stale input, e.g. "joint_states: 0.82 s old (max 0.50 s)"."""
-        reasons = []
+        reasons = [f"{name}: {why}" for name, why in self._invalid.items()]
         for name, max_age in self._max_age_s.items():
+            if name in self._invalid:
+                continue
             last = self._last.get(name)
             if last is None:
                 reasons.append(f"{name}: never received")
@@ -155,6 +173,8 @@ def limit_ee_action(action: np.ndarray, ee_pos_m: np.ndarray | None, limits: Saf
     rotation and gripper pass unchanged (after the finiteness check).
     """
     a = np.asarray(action, dtype=np.float64).copy()  # (7,)
+    if a.shape != (7,):
+        raise UnsafeCommandError(f"ee delta action has shape {a.shape}; expected (7,)")
     require_finite(a, "ee delta action")
     if linear_m_per_unit <= 0:
         return a
