@@ -67,6 +67,8 @@ def format_report(report: RunReport) -> str:
     """Plain-text summary, honest about random weights."""
     lines = [f"model: {report.model_id}" + ("  [RANDOM WEIGHTS — test fixture]" if report.random_weights else "")]
     lines.append(f"end-effector samples: {report.ee_samples}; mean inference {report.mean_inference_ms:.1f} ms")
+    if not report.ee_samples:
+        lines.append("no end-effector poses (/ee_pose) in the bag: nothing to compare before/after steering")
     if report.steering_on_s is None:
         lines.append("steering was never switched on")
     else:

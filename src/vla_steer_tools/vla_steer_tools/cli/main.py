@@ -17,6 +17,7 @@ from typing import Sequence
 
 #: Core subcommand modules, in the order `--help` lists them.
 CORE_COMMANDS: tuple[str, ...] = ("project", "concepts", "steer_text", "directions", "fixtures", "report")
+CORE_COMMANDS += ("bag",)  # bag maintenance (reindex)
 
 PLUGIN_GROUP = "vla_steer.cli"
 

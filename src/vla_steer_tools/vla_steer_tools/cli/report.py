@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..analysis.bag_repair import BACKUP_SUFFIX
 from ..analysis.bags import bag_topics
 from ..analysis.report import format_report, write_report
 
@@ -22,12 +23,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def recovery_note(bag: Path) -> str:
+    """Say so when the bag is what `bag reindex` recovered: the recording ends where the data stopped."""
+    damaged = sorted(p.name for p in bag.glob(f"*{BACKUP_SUFFIX}*")) if bag.is_dir() else []
+    if not damaged:
+        return ""
+    return (f"note: this bag was recovered by `vla-steer bag reindex` from a recording that was not closed "
+            f"cleanly ({', '.join(damaged)} kept): it holds what was readable, the end may be missing")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.topics:
         for topic, (msgtype, count) in sorted(bag_topics(args.bag).items()):
             print(f"{topic:40s} {msgtype:45s} {count:6d}")
+        note = recovery_note(args.bag)
+        if note:
+            print(note)
         return 0
     report, out = write_report(args.bag, args.out or args.bag.parent / "report")
     print(format_report(report))
+    note = recovery_note(args.bag)
+    if note:
+        print(note)
     print(f"wrote {out}/report.txt, report.json, trajectory.png")
     return 0
