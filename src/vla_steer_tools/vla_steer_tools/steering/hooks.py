@@ -31,7 +31,6 @@ assignment, so it can be called from another thread between inferences without t
 from __future__ import annotations
 
 import logging
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from torch import nn
 
 from ..errors import DirectionError
 from ..models.base import ModelAdapter
-from .directions import MODES, Direction, load_direction
+from .directions import Direction, check_alpha, check_mode, load_direction
 from .probe import ConceptStat, LayerAccumulator, summarize
 
 log = logging.getLogger(__name__)
@@ -340,10 +339,10 @@ def steering(
     alpha/mode, when given, replace every direction's own. The block starts a new inference
     (see `Steerer.begin_inference`); call it again between generations when using prefill/decode.
     """
-    if alpha is not None and not math.isfinite(float(alpha)):
-        raise DirectionError(f"alpha must be finite, got {alpha!r}")
-    if mode is not None and mode not in MODES:
-        raise DirectionError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if alpha is not None:
+        check_alpha(alpha)  # the one range of every path (directions.ALPHA_LIMIT)
+    if mode is not None:
+        check_mode(mode)
     dirs = tuple(d.with_options(alpha, mode) for d in as_directions(directions))
     steerer = Steerer(adapter, SteeringConfig(directions=dirs, enabled=True, position=position))
     try:
