@@ -84,3 +84,52 @@ def test_update_validates_immediately(tiny_llama):
         assert sp.config.directions == ()
     finally:
         sp.close()
+
+
+def test_state_says_exactly_which_inference_first_runs_with_it(tiny_llama):
+    """An update made while inference N runs applies from N+1, one made between inferences from
+    the next one; `update()`/`status()` say so exactly (the node used to read a counter that the
+    running inference bumps only at its end, and announced N while N+1 was the first steered)."""
+    model, adapter = tiny_llama
+    fast = Direction("fast", (NeuronRef("backbone", 1, 3),), alpha=8.0)
+    policy = TinyLMPolicy(model, adapter)
+    with SteeredPolicy(policy, SteeringConfig((fast,), enabled=False)) as sp:
+        assert sp.status().since == 0 and sp.infer(OBS).index == 0
+        # between inferences: the next one (1)
+        on = SteeringConfig((fast,), enabled=True)
+        assert sp.update(on) == 1 and sp.status() == type(sp.status())(on, 1)
+        r1 = sp.infer(OBS)
+        assert r1.index == 1 and r1.chunk.steered and r1.config_changed and r1.config_since == 1
+        assert sp.update(on) == 1, "an unchanged config keeps the inference it started at"
+
+        # during inference 2: applies from 3, and the announcement made mid-inference says 3
+        policy.block = True
+        result = {}
+        worker = threading.Thread(target=lambda: result.setdefault("r", sp.infer(OBS)))
+        worker.start()
+        assert policy.started.wait(timeout=10)
+        off = SteeringConfig((fast,), enabled=False)
+        since = sp.update(off)
+        status = sp.status()
+        policy.release.set()
+        worker.join(timeout=10)
+        policy.block = False
+        assert result["r"].index == 2 and result["r"].chunk.steered
+        assert since == status.since == 3 and status.config == off
+        r3 = sp.infer(OBS)
+        assert r3.index == 3 and not r3.chunk.steered and r3.config_changed and r3.config_since == 3
+        # back to the running config before it was swapped in: nothing changes, index kept
+        sp.update(on)
+        assert sp.update(off) == 3 and not sp.infer(OBS).config_changed
+
+
+def test_a_failed_inference_still_takes_its_index(tiny_llama):
+    """So the index announced for a queued config stays exact even if that inference fails."""
+    model, adapter = tiny_llama
+    policy = TinyLMPolicy(model, adapter)
+    fast = Direction("fast", (NeuronRef("backbone", 1, 3),), alpha=8.0)
+    with SteeredPolicy(policy) as sp:
+        assert sp.update(SteeringConfig((fast,), enabled=True)) == 0
+        with pytest.raises(AttributeError):
+            sp.infer(None)  # a bad observation: the model call fails
+        assert sp.status().since == 0 and sp.infer(OBS).index == 1

@@ -41,10 +41,12 @@ class SteeredResult:
 
     chunk: the action chunk (its `steered` flag says whether any edit was applied).
     activations: direction name -> pre-edit activation summary of this inference.
-    index: 0-based number of this inference since the wrapper was built.
+    index: 0-based number of this inference since the wrapper was built (every started inference
+        takes one, a failed one too).
     config: the steering config the inference ran with.
     config_changed: True when a new config took effect at this inference, so a consumer should
         drop actions still queued from chunks computed under the old one.
+    config_since: index of the first inference that ran with `config`.
     """
 
     chunk: ActionChunk
@@ -52,6 +54,16 @@ class SteeredResult:
     index: int
     config: SteeringConfig
     config_changed: bool = False
+    config_since: int = 0
+
+
+@dataclass(frozen=True)
+class SteeringStatus:
+    """The config the next inference will use and the index of the first inference that runs
+    (or ran) with it: exact, because both are read under the lock that swaps configs in."""
+
+    config: SteeringConfig
+    since: int
 
 
 class SteeredPolicy:
@@ -60,15 +72,22 @@ class SteeredPolicy:
     `update()` validates at once (raising DirectionError to the caller) and queues the config;
     `infer()` swaps the queued config in under a lock right before the model runs, so an
     inference never sees a half-applied change and no hook is ever re-registered.
+
+    Inference numbers are handed out in the same critical section that swaps a queued config in
+    (`_state_lock`), and `update()` reads the next number under that lock too. So the index
+    `update()` returns is exactly the first inference that runs with the new config, whether or
+    not an inference is running at that moment (reading a counter that the running inference
+    bumps at its end is off by one exactly then).
     """
 
     def __init__(self, policy: Policy, config: SteeringConfig = SteeringConfig()) -> None:
         self.policy = policy
         self._steerer = Steerer(policy.adapter, config)
         self._pending: SteeringConfig | None = None
-        self._pending_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # _pending, _next_index, _since
         self._infer_lock = threading.Lock()
-        self.inference_count = 0
+        self._next_index = 0  # number of inferences started
+        self._since = 0  # first inference with the current config
 
     @property
     def adapter(self) -> ModelAdapter:
@@ -79,37 +98,62 @@ class SteeredPolicy:
         return self.policy.action_space
 
     @property
+    def inference_count(self) -> int:
+        """Inferences started so far (the index the next one gets)."""
+        with self._state_lock:
+            return self._next_index
+
+    @property
     def config(self) -> SteeringConfig:
         """The config the next inference will use (the queued one if any)."""
-        with self._pending_lock:
-            return self._pending if self._pending is not None else self._steerer.config
+        return self.status().config
 
-    def update(self, config: SteeringConfig) -> None:
-        """Queue `config` for the next inference (any thread); DirectionError if it does not fit."""
+    def status(self) -> SteeringStatus:
+        """The config the next inference will use and the first inference that runs with it."""
+        with self._state_lock:
+            if self._pending is not None:
+                return SteeringStatus(self._pending, self._next_index)
+            return SteeringStatus(self._steerer.config, self._since)
+
+    def update(self, config: SteeringConfig) -> int:
+        """Queue `config` for the next inference (any thread); DirectionError if it does not fit.
+
+        Returns the index of the first inference that runs with `config` (an unchanged config
+        keeps the index it already had).
+        """
         self._steerer.validate(config)
-        with self._pending_lock:
-            self._pending = config
+        with self._state_lock:
+            if config == self._steerer.config:
+                self._pending = None  # back to what runs now: nothing to swap
+                return self._since
+            if config != self._pending:
+                self._pending = config
+            return self._next_index
+
+    def _start_inference(self) -> tuple[int, bool]:
+        """Swap a queued config in and take this inference's index, atomically."""
+        with self._state_lock:
+            index, self._next_index = self._next_index, self._next_index + 1
+            pending, self._pending = self._pending, None
+            changed = pending is not None and pending != self._steerer.config
+            if changed:
+                self._steerer.apply(pending)  # validated in update(); builds the plan, no hooks
+                self._since = index
+            return index, changed
 
     def infer(self, observation: Observation) -> SteeredResult:
         with self._infer_lock:
-            with self._pending_lock:
-                pending, self._pending = self._pending, None
-            changed = pending is not None and pending != self._steerer.config
-            if pending is not None:
-                self._steerer.apply(pending)
+            index, changed = self._start_inference()
             self._steerer.begin_inference()
             chunk = self.policy.infer(observation)
-            stats = self._steerer.activations()
-            steered = self._steerer.steered
-            result = SteeredResult(
-                chunk=replace(chunk, steered=steered),
-                activations=stats,
-                index=self.inference_count,
+            return SteeredResult(
+                chunk=replace(chunk, steered=self._steerer.steered),
+                activations=self._steerer.activations(),
+                index=index,
                 config=self._steerer.config,
                 config_changed=changed,
+                config_since=self._since,
             )
-            self.inference_count += 1
-            return result
 
     def reset(self) -> None:
         with self._infer_lock:
