@@ -88,12 +88,43 @@ def test_prompt_tokens(pi0_policy):
     assert inputs["pixel_values"].shape == (1, 2, 3, 224, 224)
 
 
-def test_resize_with_pad_keeps_aspect_and_pads_left_top():
-    img = np.full((100, 200, 3), 255, dtype=np.uint8)
+def _reference_resize_with_pad(image: np.ndarray, size: int) -> torch.Tensor:
+    """openpi / LeRobot >= 0.4, written out here: scale by the longer side (int sizes), bilinear
+    without antialias, paste at offset ((size - new) // 2) on a black canvas, then [0, 1] -> [-1, 1]."""
+    h, w = image.shape[:2]
+    scale = max(w / size, h / size)
+    new_h, new_w = int(h / scale), int(w / scale)
+    pixels = torch.tensor(image, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    resized = torch.nn.functional.interpolate(pixels, size=(new_h, new_w), mode="bilinear", align_corners=False)[0]
+    canvas = torch.zeros(3, size, size)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[:, top:top + new_h, left:left + new_w] = resized.clamp(0.0, 1.0)
+    return canvas * 2.0 - 1.0
+
+
+@pytest.mark.parametrize("shape", [(100, 200), (480, 640), (640, 480), (101, 224), (224, 224), (300, 7), (57, 91)])
+def test_resize_with_pad_centres_the_image_like_the_reference(shape):
+    img = np.random.default_rng(shape[0] * 1000 + shape[1]).integers(0, 256, (*shape, 3), dtype=np.uint8)
     out = resize_with_pad(img, 224)
     assert out.shape == (3, 224, 224)
-    assert torch.allclose(out[:, :112], torch.tensor(-1.0))  # top padding reads -1
-    assert torch.allclose(out[:, 112:], torch.tensor(1.0))  # white image scaled to 1
+    assert torch.equal(out, _reference_resize_with_pad(img, 224))
+
+
+def test_resize_with_pad_splits_the_padding_evenly():
+    out = resize_with_pad(np.full((100, 200, 3), 255, dtype=np.uint8), 224)  # 200 -> 224 wide, 112 high
+    assert torch.all(out[:, :56] == -1.0) and torch.all(out[:, 168:] == -1.0)  # 56 rows above, 56 below
+    assert torch.all(out[:, 56:168] == 1.0)
+    out = resize_with_pad(np.full((224, 99, 3), 255, dtype=np.uint8), 224)  # 125 padding columns
+    columns = (out[0] == 1.0).all(dim=0).nonzero().flatten()
+    assert (int(columns[0]), int(columns[-1])) == (62, 160)  # 62 left, 63 right (odd one after)
+
+
+def test_non_square_camera_reaches_the_model_centred(pi0_policy):
+    wrist = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    obs = make_obs(seed=3)
+    obs = Observation(images={**obs.images, next(iter(obs.images)): wrist}, instruction=obs.instruction, state=obs.state)
+    pixels = pi0_policy.prepare(obs)["pixel_values"][0, 0]
+    assert torch.equal(pixels, _reference_resize_with_pad(wrist, 224).to(pixels.dtype))
 
 
 def test_missing_camera_is_masked_but_all_missing_is_an_error(pi0_policy):

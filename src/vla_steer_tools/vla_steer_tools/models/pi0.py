@@ -269,15 +269,29 @@ def _normalizer(kind: str, feature: str, lerobot: Mapping[str, Any], stats: Mapp
 # ----------------------------------------------------------------------------- images
 
 
+def centred_padding(pad: int) -> tuple[int, int]:
+    """(before, after) for `pad` pixels: split evenly, the odd one after (bottom / right), as
+    openpi's `resize_with_pad` and LeRobot >= 0.4's `resize_with_pad_torch` place the image."""
+    return pad // 2, pad - pad // 2
+
+
 def resize_with_pad(image: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, size, size) in [-1, 1]: aspect kept, padded on the left/top
-    (LeRobot's pi0 preprocessing; padding reads -1 after scaling)."""
+    """uint8 (H, W, 3) -> float32 (3, size, size) in [-1, 1], the preprocessing the checkpoints were
+    trained with: aspect kept (bilinear, no antialias), the image centred, padding reads -1.
+
+    Centred, not all the padding on the left/top: that fed a 480x640 wrist camera to the model
+    shifted by half the padding (actions 6e-3..8e-3 off the reference). The padding is black (-1 after scaling, as openpi);
+    LeRobot 0.4.0-0.4.2 padded its [0, 1] image with -1 before scaling (-3), reported upstream as a
+    bug (lerobot#2218, #2650), so that value is not followed.
+    """
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
     h, w = x.shape[-2:]
     ratio = max(w / size, h / size)
     new_h, new_w = int(h / ratio), int(w / ratio)
     x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
-    x = F.pad(x, (size - new_w, 0, size - new_h, 0), value=0.0)
+    top, bottom = centred_padding(size - new_h)
+    left, right = centred_padding(size - new_w)
+    x = F.pad(x, (left, right, top, bottom), value=0.0)
     return x[0] * 2.0 - 1.0
 
 
