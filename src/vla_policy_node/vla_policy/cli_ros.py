@@ -73,7 +73,7 @@ def format_state(state: SteeringState) -> str:
     """One line per concept plus a header, for the terminal."""
     head = f"steering {'ON' if state.enabled else 'off'} (position {state.position_policy}, " \
            f"model {state.model_id or '?'}{', RANDOM WEIGHTS' if state.random_weights else ''}, " \
-           f"inferences so far {state.inference_count})"
+           f"from inference {state.inference_count})"
     lines = [head] + [f"  {c.name}: {len(c.neurons)} neurons, {c.mode} alpha {c.alpha:g}" for c in state.concepts]
     return "\n".join(lines)
 

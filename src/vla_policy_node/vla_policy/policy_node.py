@@ -210,22 +210,37 @@ class PolicyNode(Node):
     # ------------------------------------------------------------------ steering
     def _on_set_steering(self, request: SetSteering.Request, response: SetSteering.Response) -> SetSteering.Response:
         try:
-            config = self._steering.from_request(request.concepts, request.enabled, self._steering_config)
-            self._apply_steering(config)
+            change, since = self._steering.set_steering(self._worker.policy, request.concepts, request.enabled, self._p,
+                                                        self._worker.state)
         except VlaSteerError as exc:
             self.get_logger().warning(f"set_steering rejected: {exc}")
             response.success, response.message = False, str(exc)
         else:
-            self._syncing = True
-            try:  # keep `ros2 param get` truthful about what the service changed
-                self.set_parameters([Parameter("steering.enabled", value=config.enabled),
-                                     Parameter("steering.concepts", Parameter.Type.STRING_ARRAY,
-                                               [d.name for d in config.directions])])
-            finally:
-                self._syncing = False
-            response.success, response.message = True, "applies at the next inference"
+            self._steering_config = change.config
+            self._write_back_steering(change.params)
+            self.get_logger().info(f"steering {'on' if change.config.enabled else 'off'}: "
+                                   f"{[(d.name, d.mode, d.alpha) for d in change.config.directions]} "
+                                   f"(from inference {since})")
+            self._state_pub.publish(self._steering_state())
+            response.success, response.message = True, f"applies from inference {since}"
         response.state = self._steering_state()
         return response
+
+    def _write_back_steering(self, values: dict[str, Any]) -> None:
+        """Keep `ros2 param get` truthful: write every steering.* value the service changed.
+
+        `values` were validated by `from_request`; `_syncing` stops `_on_set_parameters` from
+        applying them a second time."""
+        self._syncing = True
+        try:
+            results = self.set_parameters([
+                Parameter(name, Parameter.Type.STRING_ARRAY, value) if isinstance(value, list)
+                else Parameter(name, value=value) for name, value in values.items()])
+        finally:
+            self._syncing = False
+        for name, result in zip(values, results):
+            if not result.successful:
+                self.get_logger().error(f"steering parameter {name} not written back: {result.reason}")
 
     def _on_list_concepts(self, _request: ListConcepts.Request, response: ListConcepts.Response) -> Any:
         response.names, response.descriptions, response.neuron_counts = self._steering.listing()
@@ -240,11 +255,14 @@ class PolicyNode(Node):
         self._state_pub.publish(self._steering_state())
 
     def _steering_state(self) -> SteeringState:
+        """What steers now: the policy's config and the exact first inference that runs with it."""
         policy = self._worker.policy
+        status = policy.status() if policy else None
         return conv.steering_state_msg(
-            self._steering_config, model_id=policy.adapter.model_id if policy else self._p.model_path,
+            status.config if status else self._steering_config,
+            model_id=policy.adapter.model_id if policy else self._p.model_path,
             random_weights=bool(policy and policy.adapter.random_weights),
-            inference_count=policy.inference_count if policy else 0, stamp=self.get_clock().now().to_msg())
+            inference_count=status.since if status else 0, stamp=self.get_clock().now().to_msg())
 
     # ------------------------------------------------------------------ parameters
     def _log_bad_parameters(self, params: list[Parameter]) -> list[Parameter]:
