@@ -33,7 +33,7 @@ from ..atomic import atomic_write_text
 from ..errors import ConfigError
 
 #: What a cut-off or corrupt file makes mcap's reader raise (CRC mismatches are ValueErrors).
-SCAN_ERRORS: tuple[type[BaseException], ...] = (McapError, struct.error, ValueError, UnicodeDecodeError)
+SCAN_ERRORS: tuple[type[BaseException], ...] = (McapError, struct.error, ValueError)
 BACKUP_SUFFIX = ".damaged"
 
 

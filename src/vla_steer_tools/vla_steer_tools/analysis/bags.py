@@ -28,10 +28,9 @@ from ..errors import ConfigError
 
 MSGS_PACKAGE = "vla_steer_msgs"
 
-#: What rosbags (and struct, on a record cut short) raise on a damaged file; the reader turns these
-#: into one BagDamagedError that names the fix.
-READ_ERRORS: tuple[type[BaseException], ...] = (ReaderError, struct.error, EOFError, UnicodeDecodeError,
-                                                 IndexError, KeyError, AssertionError)
+#: What rosbags raises on a damaged file (ReaderError at every cut point of a truncated MCAP; struct
+#: and EOF errors from its record parsers); the reader turns these into one BagDamagedError naming the fix.
+READ_ERRORS: tuple[type[BaseException], ...] = (ReaderError, struct.error, EOFError)
 
 
 class BagDamagedError(ConfigError):
