@@ -152,6 +152,12 @@ class SteeringControl:
             raise ConfigError(f"set_steering refused: the model is {model_state}; steering is validated "
                               "against the loaded model, call again once it is ready (the steering.* "
                               "parameters can be set meanwhile and are checked when it loads)")
+        explicit = []
+        for c in concepts:
+            if len(c.neurons):
+                explicit.append(msg_to_direction(c))
+                explicit[-1].check()
+        policy.validate(SteeringConfig(tuple(explicit)))  # first: whether the neurons exist at all
         change = self.from_request(concepts, enabled, p)
         since = policy.update(change.config)  # DirectionError if it does not fit the model
         self.commit(change)

@@ -115,6 +115,10 @@ class SteeredPolicy:
                 return SteeringStatus(self._pending, self._next_index)
             return SteeringStatus(self._steerer.config, self._since)
 
+    def validate(self, config: SteeringConfig) -> None:
+        """Raise DirectionError if `config` does not fit the model; changes nothing."""
+        self._steerer.validate(config)
+
     def update(self, config: SteeringConfig) -> int:
         """Queue `config` for the next inference (any thread); DirectionError if it does not fit.
 
