@@ -28,6 +28,7 @@ setup(
         "vla_steer.cli": [
             "steer = vla_policy.cli_ros:register_steer",
             "param = vla_policy.cli_ros:register_param",
+            "lifecycle = vla_policy.cli_ros:register_lifecycle",
             "launch = vla_policy.compose:register",
             "demo = vla_policy.demo:register",
             "record = vla_policy.bag_recorder:register",

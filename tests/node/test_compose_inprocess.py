@@ -35,7 +35,8 @@ def compose(real_images, **overrides) -> Iterator[tuple]:
     spin.start()
     driver = Driver(real_images, name="compose_driver")
     try:
-        assert node.wait_until_ready(60.0)
+        node.autostart()  # policy_libero.yaml: autostart true
+        assert node.lifecycle_state == "active"
         driver.wait_until_connected()
         driver.send_instruction()
         yield node, driver
@@ -107,7 +108,9 @@ def test_dry_run_publishes_chunks_but_never_commands(composed):
 
 def test_pi0_chunks_execute_step_by_step_at_the_control_rate(tmp_path_factory, direction_dir, real_images):
     """Tiny Pi0 (horizon 10, LIBERO state from ee_pose + gripper_state): execute_steps rows of
-    each chunk go out one per control tick, in order, then the next chunk's rows."""
+    each chunk go out one per control tick, in order, then the next chunk's rows — whatever the
+    inference timing (an early chunk waits: chunk_runner.py). Nothing here depends on how fast
+    this machine is: the command rate itself is measured in bench/bench_chunk_rate.py."""
     from vla_steer_tools.fixtures.tiny_checkpoints import ensure_tiny_checkpoint
 
     path = ensure_tiny_checkpoint("pi0", tmp_path_factory.mktemp("pi0"))
@@ -131,5 +134,5 @@ def test_pi0_chunks_execute_step_by_step_at_the_control_rate(tmp_path_factory, d
     assert rows[:4] == [0, 1, 2, 3] and max(rows) <= 3, rows  # chunk.execute_steps = 4
     for r0, r1 in zip(rows, rows[1:]):
         assert r1 in (r0 + 1, 0), rows  # in order; a new chunk starts at its first row
-    times = [t for t, _ in driver.get("action")][:14]
-    assert abs(float(np.median(np.diff(times))) - 0.1) < 0.03
+        if r1 == 0:
+            assert r0 == 3, rows  # a chunk is never cut short by an early one

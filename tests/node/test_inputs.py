@@ -29,7 +29,8 @@ def test_snapshot_waits_for_every_camera_and_keeps_only_the_newest_frame():
     s.set_image("wrist", frame, 6.0, 0.0)
     newer = np.ones((2, 2, 3), np.uint8)
     s.set_image("front", newer, 7.0, 0.1)
-    obs = s.snapshot()
+    obs, observed = s.snapshot()
+    assert observed == 0.0  # receive time of the oldest frame (wrist, at 0.0)
     assert obs.images["front"] is newer and obs.stamp_s == 7.0 and obs.state.size == 0 and s.all_fresh()
     s.consume_fresh()
     assert not s.all_fresh()
@@ -37,12 +38,12 @@ def test_snapshot_waits_for_every_camera_and_keeps_only_the_newest_frame():
 
 def test_state_from_joint_states_in_configured_order():
     s = _store(**{"output.joint_names": ["b", "a"]})
-    assert s.set_joints(["a", "c"], [1.0, 3.0], 0.0) == ["b"]  # missing joint: refused
-    assert s.set_joints(["a", "b", "c"], [1.0, 2.0, 3.0], 0.0) == []
+    assert "['b']" in s.set_joints(["a", "c"], [1.0, 3.0], 0.0)  # missing joint: refused
+    assert s.set_joints(["a", "b", "c"], [1.0, 2.0, 3.0], 0.0) == ""
     frame = np.zeros((2, 2, 3), np.uint8)
     s.set_image("front", frame, 0.0, 0.0)
     s.set_image("wrist", frame, 0.0, 0.0)
-    assert s.snapshot().state.tolist() == [2.0, 1.0]
+    assert s.snapshot()[0].state.tolist() == [2.0, 1.0]
 
 
 def test_state_from_ee_pose_and_gripper_is_the_libero_layout():
@@ -53,5 +54,34 @@ def test_state_from_ee_pose_and_gripper_is_the_libero_layout():
     s.set_ee_pose([0.1, 0.2, 0.3], [0.0, 0.0, 0.0, 1.0], 0.0)
     assert s.snapshot() is None  # gripper still missing
     s.set_gripper([0.04, -0.04], 0.0)
-    state = s.snapshot().state
+    state = s.snapshot()[0].state
     assert state.dtype == np.float32 and np.allclose(state, [0.1, 0.2, 0.3, 0, 0, 0, 0.04, -0.04])
+
+
+def test_non_finite_readings_are_never_stored_and_invalidate_their_input():
+    """Issue 9: NaN / inf joint states, poses and gripper readings were stored and echoed."""
+    s = _store(**{"output.joint_names": ["a", "b"], "state.source": "ee_pose_gripper"})
+    assert s.set_joints(["a", "b"], [0.1, 0.2], 0.0) == ""
+    for bad in ([math.nan, 0.2], [0.1, math.inf], [-math.inf, math.nan]):
+        assert "non-finite" in s.set_joints(["a", "b"], bad, 1.0)
+        assert s.robot.joint_positions.tolist() == [0.1, 0.2]  # the last good reading stays
+        assert any(r.startswith("joint_states: non-finite") for r in s.stale(1.0))
+    assert "non-finite" in s.set_ee_pose([0.0, math.nan, 0.0], [0, 0, 0, 1], 1.0)
+    assert "non-finite" in s.set_ee_pose([0.0, 0.0, 0.0], [0, 0, math.inf, 1], 1.0)
+    assert "non-finite" in s.set_gripper([math.nan, 0.0], 1.0)
+    assert s.robot.ee_position_m is None
+    reasons = " ".join(s.stale(1.0))
+    assert "ee_pose: non-finite" in reasons and "gripper_state: non-finite" in reasons
+    assert s.set_joints(["a", "b"], [0.3, 0.4], 2.0) == ""  # a good reading clears it
+    assert not any(r.startswith("joint_states") for r in s.stale(2.0))
+
+
+def test_an_over_long_or_empty_instruction_is_rejected_and_holds():
+    s = _store(**{"instruction.max_chars": 20, "state.source": "none"})
+    assert s.set_instruction("pick up the bowl", 0.0) == ""
+    reason = s.set_instruction("x" * 100_000, 1.0)
+    assert "100000 characters" in reason and "instruction.max_chars is 20" in reason
+    assert s.instruction == "pick up the bowl"
+    assert any("instruction: rejected" in r for r in s.stale(1.0))
+    assert "empty" in s.set_instruction("   ", 1.0)
+    assert s.set_instruction("put it down", 2.0) == "" and not any("instruction" in r for r in s.stale(2.0))

@@ -1,5 +1,5 @@
-"""The inference thread: loads off the caller's thread, one inference per request on the newest
-observation, failures reported instead of killing the thread."""
+"""The inference thread: one inference per request on the newest observation, failures reported
+instead of killing the thread, and no callback after `stop()` (loading is the node's configure)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import time
 import numpy as np
 
 from vla_policy.worker import InferenceWorker
-from vla_steer_tools.steering.directions import Direction
-from vla_steer_tools.steering.hooks import SteeringConfig
-from vla_steer_tools.types import NeuronRef, Observation
+from vla_steer_tools.policy import SteeredPolicy
+from vla_steer_tools.types import Observation
 
 from .conftest import CountingPolicy
 
@@ -20,75 +19,87 @@ def _obs(tag: str) -> Observation:
     return Observation(images={"agentview": np.zeros((4, 4, 3), np.uint8)}, instruction=tag)
 
 
-def _worker(load, snapshot):
-    results, errors, ready = [], [], threading.Event()
-    worker = InferenceWorker(load, SteeringConfig(), snapshot, results.append, errors.append, ready.set)
-    return worker, results, errors, ready
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
 
 
-def test_loads_on_its_thread_and_runs_on_the_newest_observation():
-    latest = {"obs": _obs("first")}
-    policy = CountingPolicy(delay_s=0.05)
-    loaded = threading.Event()
+def _worker(policy, snapshot, clock=None):
+    results, errors = [], []
+    worker = InferenceWorker(SteeredPolicy(policy), snapshot, results.append, errors.append,
+                             **({"clock": clock} if clock else {}))
+    return worker, results, errors
 
-    def slow_load():
-        time.sleep(0.2)
-        loaded.set()
-        return policy
 
-    worker, results, errors, ready = _worker(slow_load, lambda: latest["obs"])
-    t0 = time.monotonic()
+def test_runs_on_the_newest_observation_one_request_at_a_time():
+    latest = {"obs": (_obs("first"), 1.0)}
+    policy, clock = CountingPolicy(), FakeClock()
+    release = threading.Event()
+    infer = policy.infer
+
+    def slow_infer(obs):  # the model call "takes" 0.5 s of fake time
+        release.wait(10.0)
+        clock.t += 0.5
+        return infer(obs)
+
+    policy.infer = slow_infer
+    worker, results, errors = _worker(policy, lambda: latest["obs"], clock)
     worker.start()
-    assert time.monotonic() - t0 < 0.1 and worker.state == "loading" and not worker.request()
-    assert worker.wait_ready(5.0) and ready.is_set() and worker.state == "ready"
     assert worker.request() and not worker.request()  # one at a time: no queue
-    latest["obs"] = _obs("second")  # arrives before the inference starts? either way, no backlog
-    deadline = time.monotonic() + 5.0
-    while not results and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(results) == 1 and results[0].latency_s >= 0.05
-    while not worker.idle and time.monotonic() < deadline:
-        time.sleep(0.01)
-    latest["obs"] = _obs("third")
-    assert worker.request()
-    while len(results) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    release.set()
+    assert worker.wait_idle(10.0)
+    assert len(results) == 1 and results[0].latency_s == 0.5 and results[0].observed_s == 1.0
+    latest["obs"] = (_obs("third"), 2.0)
+    assert worker.request() and worker.wait_idle(10.0)
     assert results[1].observation.instruction == "third" and results[1].result.index == 1
-    worker.stop()
-    assert not errors
+    assert worker.stop() and not errors
 
 
-def test_steering_update_before_and_after_load():
-    d = Direction("fast", (NeuronRef("backbone", 0, 1),), alpha=5.0)
-    worker, results, errors, ready = _worker(CountingPolicy, lambda: _obs("x"))
-    worker.update_steering(SteeringConfig(directions=(d,), enabled=True))  # before start: initial config
-    worker.start()
-    assert worker.wait_ready(5.0)
-    assert worker.policy.config.enabled
-    worker.update_steering(SteeringConfig(directions=(d,), enabled=False))
-    assert not worker.policy.config.enabled
-    worker.stop()
-
-
-def test_load_and_inference_failures_are_reported():
-    def broken_load():
-        raise FileNotFoundError("no checkpoint at /nowhere")
-
-    worker, results, errors, ready = _worker(broken_load, lambda: _obs("x"))
-    worker.start()
-    assert not worker.wait_ready(5.0)
-    assert worker.state.startswith("failed") and "/nowhere" in errors[0]
-
+def test_inference_failures_are_reported_and_the_thread_survives():
     policy = CountingPolicy()
-    worker, results, errors, ready = _worker(lambda: policy, lambda: Observation(images={}, instruction="x"))
     policy.infer = lambda obs: (_ for _ in ()).throw(RuntimeError("bad frame"))  # noqa: E731
+    worker, results, errors = _worker(policy, lambda: (Observation(images={}, instruction="x"), 0.0))
     worker.start()
-    assert worker.wait_ready(5.0) and worker.request()
-    deadline = time.monotonic() + 5.0
-    while not errors and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert "bad frame" in errors[0]
-    while not worker.idle and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert worker.request()  # the thread survived
-    worker.stop()
+    assert worker.request() and worker.wait_idle(10.0)
+    assert "bad frame" in errors[0] and not results
+    assert worker.request() and worker.wait_idle(10.0)  # the thread survived
+    assert len(errors) == 2
+    assert worker.stop()
+
+
+def test_no_snapshot_means_no_inference():
+    policy = CountingPolicy()
+    worker, results, errors = _worker(policy, lambda: None)
+    worker.start()
+    assert worker.request() and worker.wait_idle(10.0)
+    assert not results and not errors and policy.calls == []
+    assert worker.stop()
+
+
+def test_no_callback_after_stop():
+    """Shutdown: a result that finishes after stop() began is dropped, never published."""
+    policy, started = CountingPolicy(), threading.Event()
+    infer = policy.infer
+    box = {}
+
+    def blocking(obs):  # finishes only once stop() has been called
+        started.set()
+        for _ in range(100_000):
+            if box["worker"].stopping:
+                break
+            time.sleep(0.001)
+        return infer(obs)
+
+    policy.infer = blocking
+    worker, results, errors = _worker(policy, lambda: (_obs("x"), 0.0))
+    box["worker"] = worker
+    worker.start()
+    assert worker.request() and started.wait(10.0)
+    stopper = threading.Thread(target=worker.stop)
+    stopper.start()
+    stopper.join(30.0)
+    assert not stopper.is_alive() and results == [] and errors == []
+    assert not worker.request()  # stopped: nothing is queued any more

@@ -1,10 +1,12 @@
-"""`vla-steer steer|param`: talk to a running policy node on a pip-only install.
+"""`vla-steer steer|param|lifecycle`: talk to a running policy node on a pip-only install.
 
 There is no `ros2` command on a pip-only machine, so these subcommands send the same requests:
 `steer` calls the node's `~/set_steering` service (or sets its `steering.*` parameters with
 `--via params`; `--list` calls `~/list_concepts`), and `param list|get|set|describe` use the
 standard rcl_interfaces parameter services, exactly what `ros2 param` sends. Unlike `ros2 param
 set`, `param set` reads the parameter's declared type first, so `8` sets a double to 8.0.
+`lifecycle get|set|list` use the lifecycle_msgs services of a managed node, as `ros2 lifecycle`
+does (same output: `active [3]`, `Transitioning successful`).
 
 They plug into `vla-steer` through the `vla_steer.cli` entry-point group (see setup.py).
 """
@@ -26,6 +28,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.task import Future
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
 from vla_steer_msgs.msg import SteeringConcept, SteeringState
 from vla_steer_msgs.srv import ListConcepts, SetSteering
 
@@ -242,3 +246,51 @@ def _checked_param(args: argparse.Namespace) -> int:
     if args.action != "list" and not args.name:
         raise ConfigError(f"param {args.action} needs a parameter NAME")
     return run_param(args)
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+def _transitions(node: Node, target: str, timeout_s: float) -> dict[str, int]:
+    """Label -> id of the transitions available from the node's current state."""
+    response = call_service(node, GetAvailableTransitions, f"{target}/get_available_transitions",
+                            GetAvailableTransitions.Request(), timeout_s)
+    return {t.transition.label: t.transition.id for t in response.available_transitions}
+
+
+def run_lifecycle(args: argparse.Namespace) -> int:
+    with cli_node() as node:
+        if args.action == "get":
+            state = call_service(node, GetState, f"{args.node}/get_state", GetState.Request(), args.timeout)
+            print(f"{state.current_state.label} [{state.current_state.id}]")
+            return 0
+        available = _transitions(node, args.node, args.timeout)
+        if args.action == "list":
+            for label, tid in available.items():
+                print(f"- {label} [{tid}]")
+            return 0
+        if not args.transition:
+            raise ConfigError("lifecycle set needs a TRANSITION, e.g. configure, activate, deactivate, cleanup")
+        if args.transition not in available:
+            raise ConfigError(f"transition {args.transition!r} is not available now; available: "
+                              f"{', '.join(available) or '(none)'}")
+        request = ChangeState.Request(transition=Transition(id=available[args.transition], label=args.transition))
+        response = call_service(node, ChangeState, f"{args.node}/change_state", request, args.timeout)
+    if not response.success:
+        print("Transitioning failed (the node's log and diagnostics say why)", file=sys.stderr)
+        return 1
+    print("Transitioning successful")
+    return 0
+
+
+def register_lifecycle(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lifecycle", help="get/set the lifecycle state of a managed node (as `ros2 lifecycle`)",
+                       description="Lifecycle of a managed node such as vla_policy: `get` prints its state, "
+                       "`list` the transitions available now, `set` triggers one (configure loads the model, "
+                       "activate starts commanding, deactivate holds, cleanup frees the model).")
+    p.add_argument("action", choices=("get", "set", "list"))
+    p.add_argument("node", help="node name, e.g. /vla_policy")
+    p.add_argument("transition", nargs="?", help="set: configure, activate, deactivate, cleanup or shutdown")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds to wait for the node (configure loads the model: allow for that)")
+    p.set_defaults(func=run_lifecycle)

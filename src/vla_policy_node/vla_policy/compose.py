@@ -47,9 +47,17 @@ class NodeSpec:
 
 
 def _policy_node(**kwargs) -> Node:
+    """The policy node, configured and activated now when its params say `autostart` (what its
+    own process does); an AutostartError (the reason) ends the graph before it runs."""
     from .policy_node import PolicyNode
 
-    return PolicyNode(**kwargs)
+    node = PolicyNode(**kwargs)
+    try:
+        node.autostart()
+    except BaseException:
+        node.destroy_node()
+        raise
+    return node
 
 
 def _bridge_node(**kwargs) -> Node:

@@ -56,6 +56,11 @@ def _param(
 class PolicyParams:
     """The node's configuration. Field order = the order `describe()` lists them."""
 
+    autostart: bool = _param("autostart", False,
+                             "Configure (load the model and directions) and activate at start, for users "
+                             "without a lifecycle manager; a failure exits the process non-zero. false: "
+                             "the node waits unconfigured for `configure` / `activate` transitions.",
+                             read_only=True)
     model_family: str = _param("model.family", "openvla", "Model family to load.",
                                choices=MODEL_FAMILIES, read_only=True)
     model_path: str = _param("model.path", ".state/checkpoints/tiny-openvla",
@@ -84,6 +89,13 @@ class PolicyParams:
                                    "are rejected.", lo=8, hi=8192, read_only=True)
     cameras_height_px: int = _param("cameras.height_px", 224, "Expected image height.",
                                     lo=8, hi=8192, read_only=True)
+    instruction_max_chars: int = _param("instruction.max_chars", 1000,
+                                        "Longest instruction accepted (characters); a longer one is "
+                                        "rejected and the node holds. Keep it within the model's text "
+                                        "context: every character can cost a token, each token adds "
+                                        "latency, and OpenVLA's prompt shares Llama-2's 4096-token context "
+                                        "with 256 image tokens (Pi0 keeps only tokenizer_max_length = 48).",
+                                        lo=1, hi=100000)
     state_source: str = _param("state.source", "joint_states",
                                "Policy state: joint_states positions (output.joint_names order), "
                                "ee_pose_gripper = ee xyz + axis-angle + gripper_state positions "
@@ -136,6 +148,12 @@ class PolicyParams:
     watchdog_max_input_age_s: float = _param("watchdog.max_input_age_s", 0.5,
                                              "Hold when a camera or joint_states is older.",
                                              lo=0.001, hi=3600.0)
+    watchdog_max_observation_age_s: float = _param("watchdog.max_observation_age_s", 1.0,
+                                                   "A command computed from an observation older than "
+                                                   "this is never sent (the node holds). Chunk steps count "
+                                                   "from the same observation: allow inference latency + "
+                                                   "chunk.execute_steps / control_hz.",
+                                                   lo=0.001, hi=3600.0)
     watchdog_instruction_max_age_s: float = _param("watchdog.instruction_max_age_s", 0.0,
                                                    "Hold when the instruction is older; 0 = an "
                                                    "instruction never expires (it is latched).",
