@@ -224,3 +224,13 @@ def test_export_errors_and_sidecar_round_trip():
         import_flat_dict(flat, 1536, 31, sidecar=side)
     with pytest.raises(DirectionError, match="clusters not in it: ghost"):
         import_flat_dict(flat, 1536, sidecar={**side, "directions": {**side["directions"], "ghost": {}}})
+
+
+def test_duplicate_neurons_never_compound(tiny_llama):
+    """A neuron listed twice used to get its edit twice (scale 3 -> x9); now every path refuses it."""
+    _, adapter = tiny_llama
+    twice = Direction("d", (NeuronRef("backbone", 0, 1), NeuronRef("backbone", 0, 1)), alpha=3.0, mode="scale")
+    with pytest.raises(DirectionError, match="listed twice"):
+        Steerer(adapter, SteeringConfig((twice,), enabled=True))
+    with pytest.raises(DirectionError, match="listed twice"):
+        import_flat_dict({"d": [1, 1]}, width=48)

@@ -147,3 +147,35 @@ def test_broken_files_are_listed_with_the_reason(control):
     assert broken["nan.yaml"].startswith("BROKEN") and counts[names.index("nan.yaml")] == 0
     with pytest.raises(DirectionError, match="its file is broken"):
         control.lookup("nan")
+
+
+# ------------------------------------------------------------------ properties (Hypothesis)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_alphas = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, 8.0, 1000.0, -1000.0, 1e39, 1e300])
+_requests = st.lists(
+    st.tuples(st.sampled_from(["fast", "slow", "custom", "other", "../x", "nan"]), _alphas,
+              st.sampled_from(["", "add", "scale", "override", "clamp"]),
+              st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60)), max_size=3)),
+    max_size=3)
+
+
+@settings(deadline=None, max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_requests, st.booleans())
+def test_any_request_is_refused_or_held_exactly_by_the_parameters(control, params, policy_factory, request_items, enabled):
+    """Whatever a client sends: an error (nothing changes), or a config within the one alpha range
+    that the written-back parameters rebuild exactly, so service and parameters never disagree."""
+    concepts = [_concept(n, a, m, tuple(ns)) for n, a, m, ns in request_items]
+    policy = policy_factory()
+    session_before = dict(control.session)
+    try:
+        change, _ = control.set_steering(policy, concepts, enabled, params)
+    except VlaSteerError:
+        assert control.session == session_before and policy.status().config.directions == ()
+        return
+    for d in change.config.directions:
+        d.check()
+        assert abs(d.alpha) <= ALPHA_LIMIT
+    assert control.from_params(_after(params, change)) == change.config == policy.status().config
+    control.session.clear()
