@@ -296,3 +296,15 @@ def test_instruction_echoes_are_truncated_and_throttled(tmp_path):
         assert node._inputs.instruction != "z" * 100_000
         assert any("instruction: rejected an instruction of 100000 characters" in r
                    for r in node._inputs.stale(clock.t))
+
+
+def test_non_finite_logits_are_an_error_at_once(tmp_path):
+    policy = CountingPolicy()
+    policy.infer = lambda obs: (_ for _ in ()).throw(FloatingPointError("non-finite logits at action token 0"))
+    with built(tmp_path, policy, **{"output.mode": "ee_twist"}) as node:
+        _active(node)
+        feed(node)
+        step(node)
+        level, message = diag(node)
+        assert level == _level("ERROR") and "non-finite logits" in message
+        assert [m.twist.linear.x for m in node._cmd_pub.msgs] == [0.0]  # held at once

@@ -29,7 +29,7 @@ class FakeClock:
 
 def _worker(policy, snapshot, clock=None):
     results, errors = [], []
-    worker = InferenceWorker(SteeredPolicy(policy), snapshot, results.append, errors.append,
+    worker = InferenceWorker(SteeredPolicy(policy), snapshot, results.append, lambda m, nf: errors.append((m, nf)),
                              **({"clock": clock} if clock else {}))
     return worker, results, errors
 
@@ -64,7 +64,7 @@ def test_inference_failures_are_reported_and_the_thread_survives():
     worker, results, errors = _worker(policy, lambda: (Observation(images={}, instruction="x"), 0.0))
     worker.start()
     assert worker.request() and worker.wait_idle(10.0)
-    assert "bad frame" in errors[0] and not results
+    assert "bad frame" in errors[0][0] and errors[0][1] is False and not results
     assert worker.request() and worker.wait_idle(10.0)  # the thread survived
     assert len(errors) == 2
     assert worker.stop()
@@ -103,3 +103,13 @@ def test_no_callback_after_stop():
     stopper.join(30.0)
     assert not stopper.is_alive() and results == [] and errors == []
     assert not worker.request()  # stopped: nothing is queued any more
+
+
+def test_non_finite_model_output_is_flagged():
+    policy = CountingPolicy()
+    policy.infer = lambda obs: (_ for _ in ()).throw(FloatingPointError("non-finite logits at action token 0"))  # noqa: E731
+    worker, results, errors = _worker(policy, lambda: (_obs("x"), 0.0))
+    worker.start()
+    assert worker.request() and worker.wait_idle(10.0)
+    assert errors == [("inference failed: FloatingPointError: non-finite logits at action token 0", True)]
+    assert worker.stop()

@@ -394,11 +394,11 @@ class PolicyNode(LifecycleNode):
                 self._runner.new_chunk(outcome)
         self._tick()
 
-    def _on_worker_error(self, message: str) -> None:
+    def _on_worker_error(self, message: str, non_finite: bool = False) -> None:
         with self._lock:
             if self._closed or not self._active:
                 return
-            self._inference_failed(message)
+            self._inference_failed(message, non_finite)
 
     def _inference_failed(self, reason: str, non_finite: bool = False) -> None:
         """Hold at once (not at the next tick): nothing computed from a failing model goes out."""

@@ -5,7 +5,8 @@ Why a thread of its own: a model call takes from milliseconds (tiny fixtures) to
 CPU); on the ROS callback thread it would stall the control timer, the watchdog and the services.
 The node asks for an inference with `request()`; the worker calls the node's `snapshot()` to get
 the freshest observation at that moment, runs the steered policy and hands the result to
-`on_result`, or the reason it failed to `on_error`. Loading is not done here: it is the node's
+`on_result`, or the reason it failed to `on_error` (with True when the model's numbers were
+non-finite, which the node reports as an error at once). Loading is not done here: it is the node's
 `configure` transition (policy_node.py), which hands the loaded policy to a new worker.
 `stop()` ends the thread and, once it returns True, no callback runs any more — the node calls it
 before its publishers and context go away.
@@ -51,7 +52,7 @@ class InferenceWorker:
     """Runs `policy` on its own thread, one request at a time."""
 
     def __init__(self, policy: SteeredPolicy, snapshot: Snapshot, on_result: Callable[[InferenceOutcome], None],
-                 on_error: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
+                 on_error: Callable[[str, bool], None], clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self._snapshot = snapshot
         self._on_result = on_result
@@ -124,8 +125,8 @@ class InferenceWorker:
         try:
             result = self.policy.infer(observation)
         except Exception as exc:  # noqa: BLE001 - a bad frame must not end the thread
-            if not self._stop:
-                self._on_error(f"inference failed: {type(exc).__name__}: {exc}")
+            if not self._stop:  # FloatingPointError: the model computed garbage (non-finite logits)
+                self._on_error(f"inference failed: {type(exc).__name__}: {exc}", isinstance(exc, FloatingPointError))
             return
         if not self._stop:
             self._on_result(InferenceOutcome(result, observation, observed_s, self._clock() - started))

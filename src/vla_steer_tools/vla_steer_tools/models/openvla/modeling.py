@@ -187,12 +187,19 @@ class OpenVLAForActionPrediction(nn.Module):
 
     @torch.inference_mode()
     def generate_greedy(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, n_tokens: int) -> torch.Tensor:
-        """Greedy decoding with a KV cache (what `generate(do_sample=False)` does): -> (B, n_tokens)."""
+        """Greedy decoding with a KV cache (what `generate(do_sample=False)` does): -> (B, n_tokens).
+
+        FloatingPointError when a step's logits are not all finite (NaN weights, a steering edit that
+        overflowed): decoding them would return a plausible-looking but meaningless action."""
         lm = self.language_model
         out = lm(inputs_embeds=self.embed_prompt(input_ids, pixel_values), use_cache=True)
         tokens = []
         for step in range(n_tokens):
-            next_id = out.logits[:, -1].argmax(dim=-1, keepdim=True)  # (B, 1)
+            logits = out.logits[:, -1]  # (B, vocab)
+            if not bool(torch.isfinite(logits).all()):  # argmax would pick a NaN: garbage, not an action
+                raise FloatingPointError(f"non-finite logits at action token {step} "
+                                         f"({int((~torch.isfinite(logits)).sum())} of {logits.numel()} values)")
+            next_id = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
             tokens.append(next_id)
             if step + 1 < n_tokens:
                 out = lm(input_ids=next_id, cache=out.cache, use_cache=True)
