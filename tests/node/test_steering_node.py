@@ -145,3 +145,18 @@ def test_model_checks_and_broken_files(running):
     described = dict(zip(listing.names, listing.descriptions))
     assert {"fast", "slow"} <= set(listing.names)
     assert "not valid YAML" in described["corrupt.yaml"] and "alpha must be finite" in described["nan.yaml"]
+
+
+def test_explicit_concepts_survive_cleanup_and_configure(running):
+    """The parameters still name the explicit concept after cleanup: configure must not fail on it,
+    and it must stay switchable through parameters (runs last: it reloads the model)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node, client = running
+    assert _steer(client, [_concept("custom9", 4.0, neurons=((0, 2),))]).success
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node._config_error
+    assert node.get_parameter("steering.concepts").value == ["custom9"]
+    assert all(r.successful for r in _set(node, steering__enabled=False))
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS

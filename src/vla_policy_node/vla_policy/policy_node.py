@@ -81,6 +81,7 @@ class PolicyNode(LifecycleNode):
         self._p = declare(self)
         self._lock = threading.RLock()
         self._steering: SteeringControl | None = None  # the direction library, loaded by configure
+        self._steering_session: dict = {}  # explicit-neuron concepts from set_steering, kept across cleanup
         self._steering_config = SteeringConfig()
         self._policy: SteeredPolicy | None = None
         self._worker: InferenceWorker | None = None
@@ -201,7 +202,7 @@ class PolicyNode(LifecycleNode):
 
     def _load(self) -> None:
         p = self._p
-        steering = SteeringControl(p.steering_direction_dirs)
+        steering = SteeringControl(p.steering_direction_dirs, session=self._steering_session)
         config = steering.from_params(p)
         self.get_logger().info(f"configuring: loading {p.model_family} model from {p.model_path!r}")
         t0 = time.monotonic()
@@ -453,7 +454,7 @@ class PolicyNode(LifecycleNode):
                 self.get_logger().error(f"steering parameter {name} not written back: {result.reason}")
 
     def _on_list_concepts(self, _request: ListConcepts.Request, response: ListConcepts.Response) -> Any:
-        library = self._steering or SteeringControl(self._p.steering_direction_dirs)
+        library = self._steering or SteeringControl(self._p.steering_direction_dirs, session=self._steering_session)
         response.names, response.descriptions, response.neuron_counts = library.listing()
         return response
 

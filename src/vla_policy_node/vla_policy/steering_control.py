@@ -50,13 +50,15 @@ class SteeringChange:
 class SteeringControl:
     """The direction library of the node and the two ways of building a SteeringConfig."""
 
-    def __init__(self, direction_dirs: Sequence[str]) -> None:
+    def __init__(self, direction_dirs: Sequence[str], session: dict[str, Direction] | None = None) -> None:
+        """`session`: the explicit-neuron concepts to keep (the node passes one dict for its whole
+        lifetime, so that cleanup + configure does not forget names the parameters still hold)."""
         existing = [d for d in direction_dirs if Path(d).is_dir()]
         for missing in sorted(set(direction_dirs) - set(existing)):
             log.warning("steering.direction_dirs: %r is not a directory (cwd %s); no concepts from it",
                         missing, Path.cwd())
         self.library = DirectionLibrary(existing)
-        self.session: dict[str, Direction] = {}
+        self.session: dict[str, Direction] = {} if session is None else session
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, name: str, session: Mapping[str, Direction] | None = None) -> Direction:
