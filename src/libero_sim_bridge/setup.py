@@ -22,5 +22,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": ["bridge = libero_sim_bridge.bridge_node:main"],
+        # `vla-steer data ...` (demonstrations), a subcommand of the core's CLI.
+        "vla_steer.cli": ["data = libero_sim_bridge.cli_data:register"],
     },
 )

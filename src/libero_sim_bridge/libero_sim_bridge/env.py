@@ -154,6 +154,7 @@ class LiberoEnv:
         self._init_states: np.ndarray | None = None
         self.suite, self.task_id, self.init_state_id = suite, int(task_id), int(init_state_id)
         self.instruction = ""
+        self.placement_seed: int | None = None
         self._step = 0
         self._done = False
         self._success = False
@@ -170,8 +171,10 @@ class LiberoEnv:
         return self._last
 
     def reset(self, suite: str | None = None, task_id: int | None = None,
-              init_state_id: int | None = None) -> SimObservation:
-        """Start an episode from one of the benchmark's fixed init states."""
+              init_state_id: int | None = None, placement_seed: int | None = None) -> SimObservation:
+        """Start an episode from one of the benchmark's fixed init states, or, with
+        `placement_seed`, from a fresh random placement of the task's objects: LIBERO's own
+        placement sampler (the bddl's regions) seeded with it, no stored init state."""
         suite = self.suite if suite is None else suite
         task_id = self.task_id if task_id is None else int(task_id)
         init_state_id = self.init_state_id if init_state_id is None else int(init_state_id)
@@ -181,11 +184,16 @@ class LiberoEnv:
             self._build(suite, task_id)
         self._check_init_state(suite, task_id, init_state_id)
         self.suite, self.task_id, self.init_state_id = suite, task_id, init_state_id
-        self._env.seed(self.seed)
-        self._env.reset()  # hard reset: rebuilds the sim and its render context
+        self._env.seed(self.seed if placement_seed is None else int(placement_seed))
+        if placement_seed is not None:
+            # robosuite's placement samplers draw from numpy's global generator
+            np.random.seed(int(placement_seed) % (2**32))
+        raw = self._env.reset()  # hard reset: rebuilds the sim and its render context
         self._apply_render_options()
         assert self._init_states is not None
-        raw = self._env.set_init_state(self._init_states[init_state_id])
+        self.placement_seed = None if placement_seed is None else int(placement_seed)
+        if placement_seed is None:
+            raw = self._env.set_init_state(self._init_states[init_state_id])
         for _ in range(self.settle_steps):
             raw, _, _, _ = self._env.step(NOOP_ACTION)
         self._step, self._done, self._success = 0, False, bool(self._env.check_success())
@@ -281,7 +289,20 @@ class LiberoEnv:
             done=self._done,
             success=self._success,
             sim_time_s=float(self._env.sim.data.time),
+            extra=self._privileged(raw),
         )
+
+    def _privileged(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Simulator-only facts (what a scripted expert reads, never a policy): the positions of
+        the task's object of interest and target, and the finger joint speeds."""
+        names = list(getattr(self._env.env, "obj_of_interest", []) or [])
+        out: dict[str, Any] = {"gripper_vel": np.asarray(raw.get("robot0_gripper_qvel", np.zeros(2)),
+                                                         dtype=np.float64).copy()}
+        if len(names) >= 2 and f"{names[0]}_pos" in raw and f"{names[1]}_pos" in raw:
+            out["object_name"], out["target_name"] = names[0], names[1]
+            out["object_pos"] = np.asarray(raw[f"{names[0]}_pos"], dtype=np.float64).copy()
+            out["target_pos"] = np.asarray(raw[f"{names[1]}_pos"], dtype=np.float64).copy()
+        return out
 
 
 _BENCHMARKS: dict[str, Any] = {}

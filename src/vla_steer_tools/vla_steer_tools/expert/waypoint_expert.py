@@ -1,0 +1,195 @@
+"""A state-feedback pick-and-place expert that emits LIBERO's 7-D delta actions.
+
+Why state feedback rather than a timed script: the action is a function of the *current* privileged
+state only (end-effector pose, finger positions and speeds, object and target positions), so the
+same expert can label any state a learned policy visits (DAgger-style relabelling) and recovers by
+itself from a missed grasp or a dropped object. The phase it is in is recomputed every step:
+
+    approach (above the grasp point, gripper open) -> descend -> close (no motion until the
+    fingers stop) -> lift to the carry height -> carry above the target -> lower -> release ->
+    retreat upwards.
+
+Two settings shape the motion and are what the instruction adverbs describe:
+  * `speed`: the largest commanded position step, in LIBERO's action units (1.0 = the OSC's 5 cm
+    target offset); the measured end-effector speed follows it (slow < normal < fast);
+  * `carry_height_m`: how high above the table the object is carried between pick and place.
+A per-episode grasp jitter (`grasp_jitter_m`, `close_radius_m`) shifts the grasp point and widens
+the close condition, so "close the gripper" is demonstrated from near misses too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..errors import ConfigError
+
+#: LIBERO gripper command values.
+GRIPPER_OPEN, GRIPPER_CLOSE = -1.0, 1.0
+#: Finger opening (m, sum of both finger joints) of the Panda gripper fully open / fully shut.
+FINGERS_OPEN_M, FINGERS_SHUT_M = 0.078, 0.004
+#: OSC scale: one action unit moves the position target this far (robosuite OSC_POSE output_max).
+OSC_M_PER_UNIT = 0.05
+
+
+@dataclass(frozen=True)
+class TaskGeometry:
+    """Where to grasp one task's object and where to let go of it, relative to their poses.
+
+    grasp_offset_m: grasp point minus the object's body position, world frame (a rim grasp puts
+        it off-centre). hover_m: approach height above the grasp point. release_above_target_m:
+        height of the hand over the target's body position when the gripper opens (the object's
+        body is then centred over the target). min_hold_opening_m: a closed hand with a wider
+        opening than this holds the object; narrower means it closed on nothing (a bowl's rim is
+        thin: 6-8 mm against 4-5 mm fully shut).
+    """
+
+    object_name: str
+    target_name: str
+    grasp_offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    hover_m: float = 0.08
+    release_above_target_m: float = 0.10
+    table_z_m: float = 0.0
+    min_hold_opening_m: float = 0.01  # finger opening above which a closed hand holds the object
+
+
+@dataclass(frozen=True)
+class ExpertSettings:
+    """How the expert moves. speed: max position step in action units (0.05 .. 1.0).
+    carry_height_m: carry height above the table. grasp_jitter_m: grasp point offset applied this
+    episode (3,). close_radius_m: the hand closes when this close to the (jittered) grasp point."""
+
+    speed: float = 0.6
+    carry_height_m: float = 0.20
+    grasp_jitter_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    close_radius_m: float = 0.006
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.speed <= 1.0:
+            raise ConfigError(f"expert speed {self.speed} out of range 0.05..1.0 (action units)")
+        if not 0.03 <= self.carry_height_m <= 0.5:
+            raise ConfigError(f"carry height {self.carry_height_m} m out of range 0.03..0.5")
+        if not 0.001 <= self.close_radius_m <= 0.05:
+            raise ConfigError(f"close radius {self.close_radius_m} m out of range 0.001..0.05")
+        if len(self.grasp_jitter_m) != 3 or not np.all(np.isfinite(self.grasp_jitter_m)):
+            raise ConfigError(f"grasp jitter must be 3 finite values, got {self.grasp_jitter_m}")
+
+
+@dataclass(frozen=True)
+class ExpertState:
+    """The privileged state the expert reads (world frame, metres; quaternions x y z w)."""
+
+    ee_pos: np.ndarray
+    ee_quat: np.ndarray
+    fingers: np.ndarray  # (2,) finger joint positions
+    finger_vel: np.ndarray  # (2,)
+    object_pos: np.ndarray
+    target_pos: np.ndarray
+
+    @property
+    def opening_m(self) -> float:
+        return float(self.fingers[0] - self.fingers[1])
+
+
+@dataclass(frozen=True)
+class ExpertAction:
+    action: np.ndarray  # (7,) dx dy dz droll dpitch dyaw gripper, LIBERO units
+    phase: str
+
+
+#: Reference hand orientation: pointing down, as LIBERO resets the arm (x y z w).
+DOWN_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+class WaypointExpert:
+    """`act(state)` -> the expert's action for that state (see the module docstring)."""
+
+    #: Position gain: action units per metre of error (saturates at `speed`).
+    gain_per_m = 25.0
+    rot_gain = 2.0
+    max_rot = 0.3
+
+    def __init__(self, geometry: TaskGeometry, settings: ExpertSettings = ExpertSettings()) -> None:
+        self.geometry = geometry
+        self.settings = settings
+
+    # -- the policy --------------------------------------------------------------------------
+    def act(self, s: ExpertState) -> ExpertAction:
+        g = self.geometry
+        grasp = np.asarray(s.object_pos) + np.asarray(g.grasp_offset_m) + np.asarray(self.settings.grasp_jitter_m)
+        carry_z = g.table_z_m + self.settings.carry_height_m
+        if self._in_hand(s):
+            if np.max(np.abs(s.finger_vel)) > 0.01 and s.ee_pos[2] < grasp[2] + 0.02:
+                return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")  # fingers still closing
+            return self._carry(s, carry_z)
+        if s.opening_m < FINGERS_OPEN_M - 0.01:
+            near = np.linalg.norm(s.ee_pos - grasp) < 2.5 * self.settings.close_radius_m + 0.01
+            if near and s.opening_m > FINGERS_SHUT_M and np.max(np.abs(s.finger_vel)) > 0.005:
+                return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")
+            if self._object_placed(s):
+                return self._out(s, s.ee_pos + [0, 0, 0.1], GRIPPER_OPEN, "retreat")
+            # closed on nothing (or let go in the wrong place): open, and back up a little
+            return self._out(s, s.ee_pos + [0, 0, 0.03], GRIPPER_OPEN, "reopen")
+        if self._object_placed(s):
+            return self._out(s, s.ee_pos + [0, 0, 0.1], GRIPPER_OPEN, "retreat")
+        return self._approach(s, grasp)
+
+    # -- phases ------------------------------------------------------------------------------
+    def _approach(self, s: ExpertState, grasp: np.ndarray) -> ExpertAction:
+        hover = grasp + [0, 0, self.geometry.hover_m]
+        xy_err = float(np.linalg.norm((grasp - s.ee_pos)[:2]))
+        if np.linalg.norm(s.ee_pos - grasp) < self.settings.close_radius_m:
+            return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")
+        if xy_err > 0.01:
+            # stay high while far away, so the hand does not sweep other objects
+            target = hover if s.ee_pos[2] > grasp[2] + 0.03 or xy_err > 0.03 else s.ee_pos + [0, 0, 0.03]
+            if s.ee_pos[2] < hover[2] - 0.02 and xy_err > 0.03:
+                target = np.array([s.ee_pos[0], s.ee_pos[1], hover[2]])
+            return self._out(s, target, GRIPPER_OPEN, "approach")
+        return self._out(s, grasp, GRIPPER_OPEN, "descend")
+
+    def _carry(self, s: ExpertState, carry_z: float) -> ExpertAction:
+        g = self.geometry
+        offset = np.asarray(g.grasp_offset_m) * [1.0, 1.0, 0.0]  # centre the object, not the hand
+        release = np.asarray(s.target_pos) + offset + [0, 0, g.release_above_target_m]
+        above = np.array([release[0], release[1], carry_z])
+        xy_err = float(np.linalg.norm((above - s.ee_pos)[:2]))
+        if xy_err > 0.015:
+            if s.ee_pos[2] < carry_z - 0.03:  # lift first (small sideways drift allowed)
+                target = np.array([s.ee_pos[0], s.ee_pos[1], carry_z])
+                return self._out(s, target, GRIPPER_CLOSE, "lift")
+            return self._out(s, above, GRIPPER_CLOSE, "carry")
+        if s.ee_pos[2] > release[2] + 0.01:
+            return self._out(s, np.array([above[0], above[1], release[2]]), GRIPPER_CLOSE, "lower")
+        return self._out(s, s.ee_pos, GRIPPER_OPEN, "release")
+
+    # -- state tests -------------------------------------------------------------------------
+    def _in_hand(self, s: ExpertState) -> bool:
+        """Fingers partly closed around the object: it sits between them, close to the hand."""
+        rel = np.asarray(s.object_pos) + np.asarray(self.geometry.grasp_offset_m) - np.asarray(s.ee_pos)
+        between = np.linalg.norm(rel[:2]) < 0.03 and abs(rel[2]) < 0.04
+        return bool(between and self.geometry.min_hold_opening_m < s.opening_m < FINGERS_OPEN_M - 0.008)
+
+    def _object_placed(self, s: ExpertState) -> bool:
+        rel = np.asarray(s.object_pos) - np.asarray(s.target_pos)
+        return bool(np.linalg.norm(rel[:2]) < 0.06 and rel[2] < self.geometry.release_above_target_m)
+
+    # -- action ------------------------------------------------------------------------------
+    def _out(self, s: ExpertState, target: np.ndarray, gripper: float, phase: str) -> ExpertAction:
+        err = np.asarray(target, dtype=np.float64) - np.asarray(s.ee_pos, dtype=np.float64)
+        step = err * self.gain_per_m
+        norm = float(np.linalg.norm(step))
+        if norm > self.settings.speed:
+            step *= self.settings.speed / norm
+        rot = self._orientation_correction(np.asarray(s.ee_quat, dtype=np.float64))
+        action = np.concatenate([step, rot, [gripper]]).astype(np.float64)
+        return ExpertAction(action=action, phase=phase)
+
+    def _orientation_correction(self, quat_xyzw: np.ndarray) -> np.ndarray:
+        """Axis-angle command (LIBERO units) that turns the hand back to pointing down."""
+        if not np.all(np.isfinite(quat_xyzw)) or np.linalg.norm(quat_xyzw) < 1e-6:
+            return np.zeros(3)
+        err = Rotation.from_quat(DOWN_QUAT) * Rotation.from_quat(quat_xyzw).inv()
+        return np.clip(err.as_rotvec() * self.rot_gain, -self.max_rot, self.max_rot)
