@@ -21,12 +21,14 @@ inference holds at once. The clock (`clock=`, monotonic seconds) is injectable f
 from __future__ import annotations
 
 import gc
+import logging
 import math
+import os
 import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 import rclpy
@@ -546,11 +548,14 @@ def spin_until_interrupted(node: PolicyNode) -> None:
         executor.shutdown(timeout_sec=1.0)
 
 
-def main(args: Sequence[str] | None = None) -> int:
+def main(args: Sequence[str] | None = None) -> NoReturn:
     """`ros2 run vla_policy policy_node --ros-args --params-file config/policy_libero.yaml`.
 
     Exit status: 0 after SIGINT / SIGTERM, 1 when the node cannot start (bad parameters, or an
-    autostart whose configure / activate failed)."""
+    autostart whose configure / activate failed). After the orderly shutdown (worker stopped,
+    node destroyed, context shut down) the process ends at once with os._exit: the interpreter's
+    teardown of torch can take seconds on a busy machine, during which launch / systemd would see
+    a process that ignores its SIGINT."""
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -569,8 +574,11 @@ def main(args: Sequence[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()  # stops the worker first, then the node; the context goes last
         rclpy.try_shutdown()
-    return code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
