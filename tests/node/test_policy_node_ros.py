@@ -40,6 +40,7 @@ def running(tmp_path_factory, tiny_openvla, direction_dir, real_images):
         driver.close()
         code = node.stop()
         assert code in (0, -2, 130), f"node exited with {code}:\n{node.log()[-3000:]}"
+        assert "context is invalid" not in node.log(), "the worker published after shutdown began"
 
 
 def _steady_actions(driver: Driver, since: float) -> list[np.ndarray]:
