@@ -31,6 +31,7 @@ setup(
             "lifecycle = vla_policy.cli_ros:register_lifecycle",
             "launch = vla_policy.compose:register",
             "demo = vla_policy.demo:register",
+            "eval = vla_policy.evaluate:register",
             "record = vla_policy.bag_recorder:register",
         ],
     },

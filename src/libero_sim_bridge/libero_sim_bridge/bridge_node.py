@@ -55,6 +55,8 @@ from .params import (
 )
 from .sim_worker import EpisodeInfo, EpisodeResult, SimWorker, WorkerCallbacks
 
+#: Longest instruction override a reset accepts (characters); policies bound tokens themselves.
+MAX_INSTRUCTION_CHARS = 500
 #: How long the reset service waits for the simulator (env creation + reset), s.
 RESET_TIMEOUT_S = 180.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -192,10 +194,17 @@ class LiberoBridgeNode(Node):
     def _on_reset_request(self, request: ResetEpisode.Request,
                           response: ResetEpisode.Response) -> ResetEpisode.Response:
         suite = request.suite or self.get_parameter("suite").value
-        self.get_logger().info(f"reset requested: {suite} task {request.task_id} "
-                               f"init state {request.init_state_id}")
-        future = self._worker.request_reset(suite, int(request.task_id),
-                                            int(request.init_state_id))
+        where = (f"random placement {request.placement_seed}" if request.placement_seed >= 0
+                 else f"init state {request.init_state_id}")
+        self.get_logger().info(f"reset requested: {suite} task {request.task_id} {where}")
+        text = str(request.instruction)
+        if len(text) > MAX_INSTRUCTION_CHARS:
+            response.success = False
+            response.message = (f"instruction override of {len(text)} characters refused "
+                                f"(at most {MAX_INSTRUCTION_CHARS})")
+            return response
+        future = self._worker.request_reset(suite, int(request.task_id), int(request.init_state_id),
+                                            int(request.placement_seed), text)
         try:
             info: EpisodeInfo = future.result(timeout=RESET_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as text
@@ -203,8 +212,7 @@ class LiberoBridgeNode(Node):
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.message = (f"{info.suite} task {info.task_id} init state {info.init_state_id}, "
-                            f"max {info.max_steps} steps")
+        response.message = (f"{info.suite} task {info.task_id} {where}, max {info.max_steps} steps")
         response.instruction = info.instruction
         return response
 

@@ -94,6 +94,23 @@ def _relabel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    import yaml
+    from vla_steer_tools.datasets.instructions import load_wordings
+    from vla_steer_tools.expert.tasks import task_text
+    from vla_steer_tools.models.registry import load_policy
+
+    from .rollouts import record_rollouts, rollout_specs
+
+    wordings = load_wordings(args.instructions)
+    policy = load_policy(args.model_family, args.model_path, **(yaml.safe_load(args.model_options or "") or {}))
+    specs = rollout_specs(args.suite, args.task, parse_init_states(args.init_states), args.speeds.split(","),
+                          args.heights.split(","), args.seed, wordings, task_text(args.suite, args.task))
+    info = record_rollouts(policy, specs, args.out, args.size, args.max_steps, args.execute_steps)
+    print(f"{info['total_episodes']} rollouts in {args.out}; next: vla-steer data relabel {args.out} --out DIR")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="scripted LIBERO demonstrations (LeRobot v3 datasets)",
                        description="Generate, inspect, view and relabel demonstration datasets.")
@@ -130,6 +147,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help=".png (contact sheet) or .gif (animation)")
     s.add_argument("--every", type=int, default=10, help="every n-th frame")
     s.set_defaults(func=_show)
+    o = dsub.add_parser("rollout", help="record a policy's rollouts with privileged state (for relabel)",
+                        description="Runs a policy in LIBERO (no ROS; same chunking and rendering as eval) and records "
+                        "every visited state, with the object poses the expert needs, as a LeRobot v3 dataset.")
+    o.add_argument("--model-family", default="minivla")
+    o.add_argument("--model-path", default="vla-steer/minivla-libero-object")
+    o.add_argument("--model-options", default=None)
+    o.add_argument("--suite", default="libero_object")
+    o.add_argument("--task", type=int, default=1)
+    o.add_argument("--init-states", default="random:10", help="as for generate (keep them apart from eval's)")
+    o.add_argument("--speeds", default="normal")
+    o.add_argument("--heights", default="normal")
+    o.add_argument("--size", type=int, default=64)
+    o.add_argument("--max-steps", type=int, default=400)
+    o.add_argument("--execute-steps", type=int, default=4)
+    o.add_argument("--seed", type=int, default=1)
+    o.add_argument("--instructions", default=None)
+    o.add_argument("--out", required=True)
+    o.set_defaults(func=_rollout)
     r = dsub.add_parser("relabel", help="the expert's action for every state a policy visited (DAgger)",
                         description="Reads rollouts recorded with privileged state (vla-steer eval --record) and writes "
                         "a dataset whose `action` is the expert's action at each visited state.")

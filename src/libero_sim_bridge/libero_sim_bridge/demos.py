@@ -98,7 +98,9 @@ def _expert_state(obs: SimObservation) -> ExpertState:
 def record_episode(env: LiberoEnv, spec: EpisodeSpec, opts: GenerateOptions, wordings: Wordings) -> EpisodeFrames:
     """Run the expert for one spec; every frame's inputs, the clean and executed actions."""
     rng = np.random.default_rng(spec.seed)
-    jitter = rng.uniform(-opts.grasp_jitter_m, opts.grasp_jitter_m, size=3) * [1.0, 1.0, 0.3]
+    # sideways +-jitter; vertically only upwards (0..30%), so the grasp point never sinks into the table
+    jitter = rng.uniform(-opts.grasp_jitter_m, opts.grasp_jitter_m, size=3) * [1.0, 1.0, 0.0]
+    jitter[2] = rng.uniform(0.0, 0.3 * opts.grasp_jitter_m)
     settings = ExpertSettings(speed=wordings.speed_value(spec.speed), carry_height_m=wordings.height_value(spec.height),
                               grasp_jitter_m=tuple(jitter), close_radius_m=0.006 + rng.uniform(0, opts.grasp_jitter_m))
     expert = WaypointExpert(geometry_for(spec.suite, spec.task_id), settings)

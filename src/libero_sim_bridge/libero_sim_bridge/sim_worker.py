@@ -33,6 +33,7 @@ class EpisodeInfo:
     init_state_id: int
     instruction: str
     max_steps: int
+    placement_seed: int = -1
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,18 @@ class SimWorker:
     def info(self) -> EpisodeInfo | None:
         return self._info
 
-    def request_reset(self, suite: str, task_id: int, init_state_id: int) -> Future:
+    def request_reset(self, suite: str, task_id: int, init_state_id: int, placement_seed: int = -1,
+                      instruction: str = "") -> Future:
         """Queue a reset ahead of nothing: pending steps of the old episode are dropped.
+        placement_seed >= 0: a seeded random placement instead of the fixed init state;
+        instruction: replaces the task's own text when non-empty.
         The future resolves to the EpisodeInfo, or raises the reset's error."""
         fut: Future = Future()
         with self._cond:
             dropped = sum(1 for kind, _, _ in self._queue if kind == "step")
             self._queue = deque(c for c in self._queue if c[0] != "step")
             self.dropped_steps += dropped
-            self._queue.append(("reset", (suite, task_id, init_state_id), fut))
+            self._queue.append(("reset", (suite, task_id, init_state_id, placement_seed, instruction), fut))
             self._cond.notify()
         return fut
 
@@ -169,7 +173,7 @@ class SimWorker:
             return self._queue.popleft()
 
     def _do_reset(self, env: LiberoEnv | None, payload: object, fut: Future | None) -> None:
-        suite, task_id, init_state_id = payload  # type: ignore[misc]
+        suite, task_id, init_state_id, placement_seed, instruction = payload  # type: ignore[misc]
         if env is None:
             if fut is not None:
                 fut.set_exception(RuntimeError(f"no simulator: {self._creation_error}"))
@@ -177,14 +181,16 @@ class SimWorker:
         self._end_episode(interrupted=True)
         self._state = "resetting"
         try:
-            obs = env.reset(suite, task_id, init_state_id)
+            obs = env.reset(suite, task_id, init_state_id,
+                            placement_seed=placement_seed if placement_seed >= 0 else None)
         except Exception as exc:  # noqa: BLE001 - handed to the service caller
             LOG.error("reset %s task %s init %s failed: %s", suite, task_id, init_state_id, exc)
             self._state = "error" if env.last_observation is None else "done"
             if fut is not None:
                 fut.set_exception(exc)
             return
-        self._info = EpisodeInfo(suite, task_id, init_state_id, env.instruction, env.max_steps)
+        self._info = EpisodeInfo(suite, task_id, init_state_id, instruction.strip() or env.instruction,
+                                 env.max_steps, placement_seed)
         self._positions = [obs.ee_pos]
         self._state = "running"
         if fut is not None:

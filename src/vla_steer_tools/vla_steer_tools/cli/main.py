@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Sequence
 
 #: Core subcommand modules, in the order `--help` lists them.
-CORE_COMMANDS: tuple[str, ...] = ("project", "concepts", "steer_text", "directions", "fixtures", "report")
+CORE_COMMANDS: tuple[str, ...] = ("project", "concepts", "steer_text", "directions", "fixtures", "report", "train")
 CORE_COMMANDS += ("bag",)  # bag maintenance (reindex)
 
 PLUGIN_GROUP = "vla_steer.cli"

@@ -140,15 +140,21 @@ class WaypointExpert:
     def _approach(self, s: ExpertState, grasp: np.ndarray) -> ExpertAction:
         hover = grasp + [0, 0, self.geometry.hover_m]
         xy_err = float(np.linalg.norm((grasp - s.ee_pos)[:2]))
-        if np.linalg.norm(s.ee_pos - grasp) < self.settings.close_radius_m:
+        # close when centred and at (or, blocked by the table, just above / anywhere below) the grasp point
+        if xy_err < self.settings.close_radius_m and s.ee_pos[2] - grasp[2] < self.settings.close_radius_m:
             return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")
-        if xy_err > 0.01:
-            # stay high while far away, so the hand does not sweep other objects
-            target = hover if s.ee_pos[2] > grasp[2] + 0.03 or xy_err > 0.03 else s.ee_pos + [0, 0, 0.03]
-            if s.ee_pos[2] < hover[2] - 0.02 and xy_err > 0.03:
-                target = np.array([s.ee_pos[0], s.ee_pos[1], hover[2]])
+        if xy_err > 0.03:
+            # far away: travel at the hover height (straight up first when low), so the hand does
+            # not sweep other objects
+            low = s.ee_pos[2] < hover[2] - 0.015
+            target = np.array([s.ee_pos[0], s.ee_pos[1], hover[2]]) if low else hover
             return self._out(s, target, GRIPPER_OPEN, "approach")
-        return self._out(s, grasp, GRIPPER_OPEN, "descend")
+        # Near: a continuous law, no switching. The hand goes down only as far as it is centred
+        # (fully within 4 mm, not at all beyond 16 mm), so a sideways error met on the way down
+        # lifts it a little instead of pressing a finger onto the object's edge.
+        frac = float(np.clip(1.0 - (xy_err - 0.004) / 0.012, 0.0, 1.0))
+        target = np.array([grasp[0], grasp[1], hover[2] - frac * (hover[2] - grasp[2])])
+        return self._out(s, target, GRIPPER_OPEN, "descend" if frac > 0 else "approach")
 
     def _carry(self, s: ExpertState, carry_z: float) -> ExpertAction:
         g = self.geometry

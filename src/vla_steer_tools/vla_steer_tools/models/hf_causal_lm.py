@@ -170,3 +170,57 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int 
         do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
     )
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+# ----------------------------------------------------------------------------- cached reload
+
+
+def _cache_root() -> Path:
+    """$VLA_STEER_CACHE, else ~/.cache/vla-steer (state that can always be rebuilt)."""
+    import os
+
+    return Path(os.environ.get("VLA_STEER_CACHE", Path.home() / ".cache" / "vla-steer"))
+
+
+def load_causal_lm_cached(path_or_id: str, device: str = "auto"):
+    """`load_causal_lm`, but a GGUF's de-quantised weights are cached as safetensors on first use.
+
+    Why: de-quantising SmolLM2's GGUF takes 15-30 s on 2 cores; reloading a plain float32
+    state_dict takes 2-5 s, which is what a policy node or an evaluation loop restarting many
+    times needs. The cache key is the GGUF file's name, size and mtime; a stale or corrupt cache is
+    rebuilt (`save_pretrained` refuses GGUF-loaded models, so the state_dict is written directly).
+    """
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if path_or_id != SMOLLM2_ALIAS and not str(path_or_id).endswith(".gguf"):
+        return load_causal_lm(path_or_id, device=device)
+    gguf = find_smollm2_gguf() if path_or_id == SMOLLM2_ALIAS else Path(path_or_id)
+    st = gguf.stat()
+    cache = _cache_root() / f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}"
+    weights = cache / "model.safetensors"
+    model_id = f"{SMOLLM2_MODEL_ID}:{gguf.name}" if path_or_id == SMOLLM2_ALIAS else str(gguf)
+    if weights.is_file():
+        try:
+            config = AutoConfig.from_pretrained(cache)
+            model = AutoModelForCausalLM.from_config(config)
+            state = load_file(weights)
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or [k for k in missing if k != "lm_head.weight"]:
+                raise CheckpointError(f"cache {cache} keys differ: missing {missing[:4]} unexpected {unexpected[:4]}")
+            model.tie_weights()
+            tokenizer = AutoTokenizer.from_pretrained(cache)
+            model.to(resolve_device(device)).eval()
+            return model, tokenizer, causal_lm_adapter(model, tokenizer, model_id=model_id)
+        except (OSError, ValueError, CheckpointError) as exc:
+            log.warning("rebuilding the LM cache %s: %s", cache, exc)
+    model, tokenizer, adapter = load_causal_lm(str(path_or_id), device="cpu")
+    cache.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    tmp = cache / "model.safetensors.tmp"
+    save_file(state, str(tmp))
+    model.config.save_pretrained(cache)
+    tokenizer.save_pretrained(cache)
+    tmp.replace(weights)
+    model.to(resolve_device(device))
+    return model, tokenizer, adapter

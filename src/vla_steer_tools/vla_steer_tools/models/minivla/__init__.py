@@ -1,0 +1,1 @@
+"""mini-VLA: a frozen SmolLM2-135M reads the instruction; a small trained net sees and acts."""

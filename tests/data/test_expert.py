@@ -1,0 +1,85 @@
+"""The scripted expert as a state-feedback law: its phase and action follow from the state alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vla_steer_tools.errors import ConfigError
+from vla_steer_tools.expert.tasks import geometry_for
+from vla_steer_tools.expert.waypoint_expert import (FINGERS_OPEN_M, GRIPPER_CLOSE, GRIPPER_OPEN, DOWN_QUAT,
+                                                    ExpertSettings, ExpertState, WaypointExpert)
+
+GEO = geometry_for("libero_object", 1)
+OBJ = np.array([0.05, -0.10, 0.009])
+TGT = np.array([0.0, 0.26, -0.005])
+OPEN = np.array([FINGERS_OPEN_M / 2, -FINGERS_OPEN_M / 2])
+
+
+def state(ee, fingers=OPEN, vel=(0.0, 0.0), obj=OBJ, tgt=TGT) -> ExpertState:
+    return ExpertState(ee_pos=np.asarray(ee, float), ee_quat=DOWN_QUAT, fingers=np.asarray(fingers, float),
+                       finger_vel=np.asarray(vel, float), object_pos=np.asarray(obj, float), target_pos=np.asarray(tgt, float))
+
+
+def test_far_from_the_object_it_approaches_with_the_gripper_open():
+    out = WaypointExpert(GEO).act(state([-0.15, 0.0, 0.27]))
+    assert out.phase == "approach" and out.action[6] == GRIPPER_OPEN
+    assert out.action[0] > 0 and out.action[1] < 0  # towards the object in x and y
+
+
+def test_above_the_object_it_descends_and_at_the_grasp_point_it_closes():
+    ex = WaypointExpert(GEO)
+    assert ex.act(state(OBJ + [0, 0, 0.08])).phase == "descend"
+    assert ex.act(state(OBJ + [0, 0, 0.08])).action[2] < 0
+    at = ex.act(state(OBJ + [0.001, 0, 0.002]))
+    assert at.phase == "close" and at.action[6] == GRIPPER_CLOSE and np.abs(at.action[:3]).max() < 0.1
+
+
+def test_a_closed_hand_holding_the_object_lifts_then_carries_then_releases_over_the_target():
+    ex = WaypointExpert(GEO, ExpertSettings(carry_height_m=0.22))
+    holding = np.array([0.021, -0.021])
+    lift = ex.act(state(OBJ, fingers=holding, obj=OBJ))
+    assert lift.phase == "lift" and lift.action[2] > 0 and lift.action[6] == GRIPPER_CLOSE
+    high = OBJ + [0, 0, 0.22]
+    carry = ex.act(state(high, fingers=holding, obj=high))
+    assert carry.phase == "carry" and carry.action[1] > 0
+    over = TGT + [0, 0, GEO.release_above_target_m]
+    assert ex.act(state(over, fingers=holding, obj=over)).phase == "release"
+
+
+def test_a_hand_shut_on_nothing_reopens():
+    out = WaypointExpert(GEO).act(state(OBJ + [0, 0, 0.005], fingers=[0.001, -0.001]))
+    assert out.phase == "reopen" and out.action[6] == GRIPPER_OPEN
+
+
+def test_speed_setting_bounds_the_commanded_step():
+    far = state([-0.15, 0.0, 0.27])
+    norms = [np.linalg.norm(WaypointExpert(GEO, ExpertSettings(speed=s)).act(far).action[:3]) for s in (0.3, 0.6, 1.0)]
+    assert norms == pytest.approx([0.3, 0.6, 1.0])
+
+
+@pytest.mark.parametrize("bad", [dict(speed=0.0), dict(speed=2.0), dict(carry_height_m=1.0),
+                                 dict(close_radius_m=0.5), dict(grasp_jitter_m=(0.0, float("nan"), 0.0))])
+def test_bad_settings_are_clear_errors(bad):
+    with pytest.raises(ConfigError):
+        ExpertSettings(**bad)
+
+
+finite = st.floats(-1.0, 1.0, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ee=st.tuples(finite, finite, st.floats(-0.1, 0.6)), obj=st.tuples(finite, finite, st.floats(-0.1, 0.3)),
+       f=st.floats(0.0, 0.04), v=st.floats(-0.5, 0.5), speed=st.floats(0.05, 1.0))
+def test_any_state_gives_a_finite_action_inside_libero_bounds(ee, obj, f, v, speed):
+    out = WaypointExpert(GEO, ExpertSettings(speed=speed)).act(state(ee, fingers=[f, -f], vel=[v, -v], obj=obj))
+    assert np.all(np.isfinite(out.action)) and out.action.shape == (7,)
+    assert np.linalg.norm(out.action[:3]) <= speed + 1e-9
+    assert np.all(np.abs(out.action[3:6]) <= 0.3 + 1e-9) and out.action[6] in (GRIPPER_OPEN, GRIPPER_CLOSE)
+
+
+def test_unknown_task_lists_the_supported_ones():
+    with pytest.raises(ConfigError, match="libero_object task 1"):
+        geometry_for("libero_goal", 3)
