@@ -32,6 +32,7 @@ setup(
             "launch = vla_policy.compose:register",
             "demo = vla_policy.demo:register",
             "eval = vla_policy.evaluate:register",
+            "study = vla_policy.steering_study:register",
             "record = vla_policy.bag_recorder:register",
         ],
     },

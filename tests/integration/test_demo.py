@@ -18,7 +18,8 @@ from vla_steer_tools.analysis.bags import bag_topics
 def test_demo_runs_records_and_reports(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "vla_steer_tools.cli.main", "demo", "--steps", "12", "--image-size", "64",
-           "--out", str(out)]
+           "--model-family", "openvla", "--model-path", ".state/checkpoints/tiny-openvla", "--suite", "libero_10",
+           "--task-id", "0", "--concept", "up", "--execute-steps", "1", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, env=dict(os.environ))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]

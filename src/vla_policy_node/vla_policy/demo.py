@@ -11,6 +11,7 @@ before and after the switch. By default the model is a tiny RANDOM-WEIGHT OpenVL
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ import rclpy
 import yaml
 from rclpy.context import Context
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vla_steer_tools.analysis.report import format_report, write_report
 from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.interp.concepts import direction_from_hits, find_concept
@@ -29,7 +31,7 @@ from vla_steer_tools.models.registry import load_policy
 from vla_steer_tools.policy import Policy
 from vla_steer_tools.steering.directions import DirectionLibrary, save_direction
 
-from vla_steer_msgs.msg import EpisodeStatus
+from vla_steer_msgs.msg import EpisodeStatus, EpisodeSummary
 
 from .bag_recorder import BagRecorder
 from .cli_ros import param_client
@@ -37,7 +39,9 @@ from .compose import build_graph, config_dir, running
 from .params import PolicyParams, model_options
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = ".state/checkpoints/tiny-openvla"
+#: The shipped mini-VLA (real weights, trained here on scripted demonstrations of libero_object task 1).
+DEFAULT_FAMILY = "minivla"
+DEFAULT_MODEL = "vla-steer/minivla-libero-object"
 
 
 def ensure_direction(policy: Policy, concept: str, size: int, out_dir: Path, library_dirs: list[str]) -> Path:
@@ -60,7 +64,9 @@ def _load_options(args: argparse.Namespace) -> dict:
     """The node's load options: config/policy_libero.yaml's model.options unless --model-options,
     plus --unnorm-key (the demo loads the policy once and hands it to the node)."""
     model = yaml.safe_load((config_dir() / "policy_libero.yaml").read_text())["vla_policy"]["ros__parameters"]["model"]
-    text = args.model_options if args.model_options is not None else model.get("options", "")
+    text = args.model_options
+    if text is None:  # the config's options are OpenVLA's LIBERO settings; other families: none
+        text = model.get("options", "") if args.model_family == model.get("family") else ""
     return model_options(PolicyParams(model_options=text, model_unnorm_key=args.unnorm_key or model.get("unnorm_key", "")))
 
 
@@ -105,8 +111,10 @@ def run_demo(args: argparse.Namespace) -> int:
               "demo shows the machinery (sim -> policy -> steering -> bag -> report).\n"
               "[demo] real checkpoint: vla-steer demo --model-path openvla/openvla-7b-finetuned-libero-10 "
               "--unnorm-key libero_10_no_noops  (GPU and model hub access)")
-    # one direction folder per model, named after the checkpoint (config/directions/tiny-openvla)
-    library_dirs = [str(config_dir() / "directions" / Path(str(args.model_path)).name)]
+    # one direction folder per model, named after the checkpoint (config/directions/tiny-openvla);
+    # the mini-VLA's neurons are SmolLM2's, so it uses SmolLM2's folder
+    folder = "smollm2" if args.model_family == "minivla" else Path(str(args.model_path)).name
+    library_dirs = [str(config_dir() / "directions" / folder)]
     found = ensure_direction(policy, args.concept, args.size, out, library_dirs)
     library_dirs = list(dict.fromkeys([str(found), *library_dirs]))
     overrides = [
@@ -123,17 +131,28 @@ def run_demo(args: argparse.Namespace) -> int:
         ("vla_policy", "steering.alpha", Parameter("steering.alpha", value=float(args.alpha))),
         ("vla_policy", "steering.enabled", Parameter("steering.enabled", value=False)),
     ]
-    if args.model_options is not None:
-        overrides.append(("vla_policy", "model.options", Parameter("model.options", value=args.model_options)))
+    overrides.append(("vla_policy", "chunk.execute_steps", Parameter("chunk.execute_steps", value=args.execute_steps)))
+    overrides.append(("vla_policy", "model.options", Parameter("model.options", value=yaml.safe_dump(_load_options(args)).strip()
+                                                              if _load_options(args) else "")))
     if args.unnorm_key:
         overrides.append(("vla_policy", "model.unnorm_key", Parameter("model.unnorm_key", value=args.unnorm_key)))
     context = Context()
     rclpy.init(context=context)
     try:
-        report = _run_graph(context, overrides, policy, out / "bag", args.steps, args.switch_at, args.concept, args.alpha)
+        report, args.episode_summary = _run_graph(context, overrides, policy, out / "bag", args.steps, args.switch_at,
+                                                  args.concept, args.alpha)
     finally:
         rclpy.try_shutdown(context=context)
     print(format_report(report))
+    if args.episode_summary is not None:
+        e = args.episode_summary
+        verdict = "SUCCESS" if e["success"] else "not solved"
+        print(f"[demo] task: {verdict} after {e['steps']} steps ({e['instruction']!r})")
+        data = json.loads((out / "report.json").read_text())
+        data["episode"] = e
+        (out / "report.json").write_text(json.dumps(data, indent=2, default=float))
+        with open(out / "report.txt", "a") as fh:
+            fh.write(f"task: {verdict} after {e['steps']} steps\n")
     print(f"[demo] bag: {out / 'bag'}   report: {out / 'report.txt'}   figure: {out / 'trajectory.png'}")
     return 0
 
@@ -145,6 +164,10 @@ def _run_graph(context: Context, overrides, policy: Policy, bag: Path, steps: in
     watcher = rclpy.create_node("vla_demo", context=context)
     counter = StepCounter()
     watcher.create_subscription(EpisodeStatus, "libero/episode_status", counter, 10)
+    summaries: list[EpisodeSummary] = []
+    watcher.create_subscription(EpisodeSummary, "libero/episode_summary", summaries.append,
+                                QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                                           durability=DurabilityPolicy.TRANSIENT_LOCAL))
     t0 = time.monotonic()
     with running([*nodes, recorder, watcher], context):
         print("[demo] waiting for the simulator and the model (first episode: 10-40 s) ...")
@@ -158,10 +181,16 @@ def _run_graph(context: Context, overrides, policy: Policy, bag: Path, steps: in
               "parameter set, like `ros2 param set /vla_policy steering.enabled true`")
         set_remote_parameter(watcher, "/vla_policy", Parameter("steering.enabled", value=True))
         _progress(counter, steps, steps, t0)
+        deadline = time.monotonic() + 5.0
+        while counter.done and not summaries and time.monotonic() < deadline:
+            time.sleep(0.05)
         recorder.close()
         print(f"[demo] ran {counter.step} steps in {time.monotonic() - t0:.1f} s; recorded {recorder.message_count} messages")
     report, _ = write_report(bag, bag.parent)
-    return report
+    done = [m for m in summaries if not m.interrupted]
+    episode = ({"success": bool(done[-1].success), "steps": int(done[-1].steps), "instruction": done[-1].instruction}
+               if done else None)
+    return report, episode
 
 
 def _progress(counter: StepCounter, until: int, total: int, t0: float) -> None:
@@ -179,21 +208,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="LIBERO episode + policy + live steering, recorded and reported (what `make demo` runs)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model-family", default="openvla", help="policy family (openvla | pi0)")
+    p.add_argument("--model-family", default=DEFAULT_FAMILY, help="policy family (minivla | openvla | pi0)")
     p.add_argument("--model-path", default=DEFAULT_MODEL,
-                   help="checkpoint dir or hub id (default: a tiny random-weight fixture, written on first use)")
+                   help="checkpoint dir or hub id (default: the shipped mini-VLA; .state/checkpoints/tiny-openvla "
+                   "with --model-family openvla is the random-weight machinery-only fixture)")
+    p.add_argument("--execute-steps", type=int, default=4, help="actions of each chunk executed before re-planning "
+                   "(OpenVLA predicts 1; use 1 for it)")
     p.add_argument("--model-options", default=None,
                    help="family load options as YAML, e.g. '{}' for Pi0 (default: config/policy_libero.yaml's, "
                    "OpenVLA's LIBERO settings)")
     p.add_argument("--unnorm-key", default="", help="OpenVLA dataset key for action un-normalisation")
-    p.add_argument("--suite", default="libero_10", help="LIBERO suite")
-    p.add_argument("--task-id", type=int, default=0, help="task index in the suite")
+    p.add_argument("--suite", default="libero_object", help="LIBERO suite")
+    p.add_argument("--task-id", type=int, default=1, help="task index in the suite")
     p.add_argument("--steps", type=int, default=0,
                    help="simulator steps to run (default 0 = the whole episode: the suite's step limit, 520 for libero_10)")
     p.add_argument("--switch-at", type=int, default=0, help="step at which steering turns on (default: half way)")
-    p.add_argument("--concept", default="up", help="steering concept (direction name)")
+    p.add_argument("--concept", default="fast", help="steering concept (direction name)")
     p.add_argument("--size", type=int, default=10, help="neurons in the concept cluster when it must be found")
     p.add_argument("--alpha", type=float, default=10.0, help="steering strength (the paper used 10 on robots)")
-    p.add_argument("--image-size", type=int, default=128, help="camera resolution, px (smaller = faster on CPU)")
+    p.add_argument("--image-size", type=int, default=64, help="camera resolution, px (the mini-VLA was trained at 64)")
     p.add_argument("--out", default="", help="output dir (default runs/demo-<timestamp>)")
     p.set_defaults(func=run_demo)

@@ -159,12 +159,15 @@ def load_minivla(path: str | Path, device: str = "auto", dtype: str = "auto", gr
         state = load_file(str(weights))
     except (OSError, Exception) as exc:  # safetensors raises its own SafetensorError
         raise CheckpointError(f"cannot read {weights}: {exc}") from exc
-    missing, unexpected = head.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = head.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch: config.json and the weights disagree
+        raise CheckpointError(f"{weights} does not match {d / 'config.json'}: {str(exc)[:600]}") from exc
     if missing or unexpected:
         raise CheckpointError(f"{weights}: missing keys {missing[:6]}, unexpected keys {unexpected[:6]}")
     head.to(dev)
+    norm = Normalization.from_file(d / "normalization.json")
     lm, tokenizer, adapter = load_causal_lm_cached(backbone or cfg.backbone, device=str(dev))
     for p in lm.parameters():
         p.requires_grad_(False)
-    norm = Normalization.from_file(d / "normalization.json")
     return MiniVLAPolicy(cfg, head, lm, tokenizer, adapter, norm, model_id=f"minivla:{path}", gripper=gripper)
