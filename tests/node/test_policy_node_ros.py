@@ -31,6 +31,8 @@ def running(tmp_path_factory, tiny_openvla, direction_dir, real_images):
     driver = Driver(real_images)
     try:
         driver.wait_until_connected(timeout_s=120.0)
+        # autostart: configure loads the model before the node commands (minutes on a busy CPU)
+        driver.wait_for(lambda: "active: commanding" in node.log() or not node.alive(), 600.0, "the model to load")
         driver.send_instruction()
         driver.start_stream(hz=15.0)
         driver.wait_for(lambda: driver.get("action") or not node.alive(), 120.0, "the first command")

@@ -484,7 +484,7 @@ class PolicyNode(LifecycleNode):
         """Log type errors, which rclpy refuses before `_on_set_parameters` sees (and logs) them."""
         for p in params:
             if self.has_parameter(p.name) and p.type_.value != self.describe_parameter(p.name).type:
-                self.get_logger().warning(f"rejected parameter {clip(p.name)}: wrong type {p.type_.name}")
+                self.get_logger().warning(f"rejected parameter {shorten(p.name, 80)}: wrong type {p.type_.name}")
         return params
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -493,7 +493,7 @@ class PolicyNode(LifecycleNode):
             if self._steering is not None and not self._syncing and any(p.name.startswith("steering.") for p in params):
                 self._apply_steering(self._steering.from_params(new))
         except VlaSteerError as exc:
-            self.get_logger().warning(f"rejected parameters {[clip(p.name) for p in params]}: {shorten(exc, 300)}")
+            self.get_logger().warning(f"rejected parameters {[shorten(p.name, 80) for p in params]}: {shorten(exc, 300)}")
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
             self._p = new
