@@ -91,6 +91,8 @@ def test_bad_inputs_are_clear_errors(random_policy):
         random_policy.infer(Observation(images={"agentview": obs.images["agentview"]}, instruction="x", state=obs.state))
     with pytest.raises(ObservationError, match="expects 8"):
         random_policy.infer(replace(obs, state=np.zeros(7, np.float32)))
+    with pytest.raises(ObservationError, match="tokens"):
+        random_policy.infer(replace(obs, instruction="pick up the cream cheese " * 20))
     with pytest.raises(ObservationError, match="non-finite"):
         random_policy.infer(replace(obs, state=np.full(8, np.nan, np.float32)))
 

@@ -96,13 +96,14 @@ class MiniVLAPolicy(Policy):
     def adapter(self) -> ModelAdapter:
         return self._adapter
 
-    def max_instruction_tokens(self) -> int:
-        return self.cfg.max_text_tokens
-
     @torch.no_grad()
     def infer(self, observation: Observation) -> ActionChunk:
         t0 = time.perf_counter()
         text = check_instruction(observation.instruction)
+        n_tokens = len(self.tokenizer(text).input_ids)
+        if n_tokens > self.cfg.max_text_tokens:
+            raise ObservationError(f"instruction has {n_tokens} tokens; this mini-VLA reads at most "
+                                   f"{self.cfg.max_text_tokens} (it was trained on short task instructions)")
         state = check_state(observation.state, self.cfg.state_dim)
         images = {cam: self._image(observation, cam) for cam in self.cfg.cameras}
         hidden = encode_texts(self.lm, self.tokenizer, [text], self.cfg.max_text_tokens)[0].to(self.device)
