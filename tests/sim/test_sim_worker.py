@@ -32,7 +32,8 @@ class FakeEnv:
             success=False)
         return self.last_observation
 
-    def reset(self, suite: str, task_id: int, init_state_id: int) -> SimObservation:
+    def reset(self, suite: str, task_id: int, init_state_id: int, placement_seed: int | None = None) -> SimObservation:
+        self.placement_seed = placement_seed
         if task_id == 99:
             raise ValueError("task_id 99 out of range")
         self._pos, self._step = np.zeros(3), 0
@@ -121,6 +122,15 @@ def test_queue_limit_and_reset_drops_pending_steps(worker_env) -> None:
     assert [a[0] for a in env.actions] == [0.01]  # only the step already in progress ran
     assert worker.dropped_steps == 3  # 1 refused (queue full) + 2 dropped by the reset
     assert rec.results and rec.results[-1].interrupted
+
+
+def test_reset_passes_placement_seed_and_instruction_override(worker_env) -> None:
+    worker, env, _ = worker_env
+    info = worker.request_reset("libero_spatial", 0, 3, placement_seed=17, instruction="  pick it up slowly ").result(5)
+    assert env.placement_seed == 17 and info.placement_seed == 17
+    assert info.instruction == "pick it up slowly"
+    info = worker.request_reset("libero_spatial", 0, 3).result(5)  # defaults: fixed state, task text
+    assert env.placement_seed is None and info.instruction != "pick it up slowly"
 
 
 def test_failed_reset_reaches_the_caller(worker_env) -> None:
