@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from vla_steer_tools.datasets.state import quat_to_axis_angle  # the one LIBERO state convention
 from vla_steer_tools.types import Observation
 
 from .commands import RobotState
@@ -33,16 +34,6 @@ def watchdog_ages(p: PolicyParams) -> dict[str, float]:
     if p.state_source == "ee_pose_gripper":
         ages["ee_pose"] = ages["gripper_state"] = p.watchdog_max_input_age_s
     return ages
-
-
-def quat_to_axis_angle(q_xyzw: np.ndarray) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) -> axis * angle (3,), as robosuite's quat2axisangle (LIBERO state)."""
-    x, y, z, w = (float(v) for v in q_xyzw)
-    w = min(max(w, -1.0), 1.0)
-    den = np.sqrt(1.0 - w * w)
-    if den < 1e-8:
-        return np.zeros(3)
-    return np.array([x, y, z]) * (2.0 * np.arccos(w) / den)
 
 
 class LatestInputs:
