@@ -77,9 +77,19 @@ def run_study(args: argparse.Namespace) -> int:
     from vla_steer_tools.expert.tasks import task_text
 
     base_text = task_text(args.suite, args.task)
-    results: dict[str, list[EpisodeOutcome]] = {}
+    results = _load_results(out)  # resumable: conditions already in results.json are kept
+    if results:
+        print(f"resuming: {len(results)} of {len(conds)} conditions already in {out / 'results.json'}")
+    if args.report_only:
+        conds = [c for c in conds if c["name"] in results]
+        if "baseline" not in results:
+            raise ConfigError(f"{out}: no baseline results yet; nothing to report")
+        print(write_report(out, conds, results, args, partial=len(conds)))
+        return 0
     print(f"{len(conds)} conditions x {len(episodes)} placements, {args.max_steps} steps each -> {out}")
     for cond in conds:
+        if cond["name"] in results:
+            continue
         steering = {}
         if cond["concepts"]:
             steering = {"concepts": cond["concepts"], "alpha": args.alpha, "mode": args.mode, "position": args.position,
@@ -95,13 +105,23 @@ def run_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(out: Path, conds: list[dict], results: dict[str, list[EpisodeOutcome]], args) -> str:
+def _load_results(out: Path) -> dict[str, list[EpisodeOutcome]]:
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    return {name: [EpisodeOutcome(**o) for o in rows] for name, rows in json.loads(path.read_text()).items()}
+
+
+def write_report(out: Path, conds: list[dict], results: dict[str, list[EpisodeOutcome]], args,
+                 partial: int | None = None) -> str:
     base = [o.early_speed_m_s for o in results["baseline"]]
     lines = [f"# Steering study: {args.model_family} {args.model_path} on {args.suite} task {args.task}", "",
              f"Placements: `{args.init_states}` (seed {args.seed}), {args.max_steps} steps each, alpha {args.alpha:g}, "
              f"mode {args.mode or 'per file'}, position {args.position}; {args.controls} matched random controls per concept "
              "(same layers, count, signs, alpha). Metric: early-phase end-effector speed = mean speed over the first "
              "40 steps (the approach). Closed loop through the LIBERO bridge and the policy node, lockstep.", "",
+             *([f"**Partial run**: only the {partial} conditions below finished; the others were not run.", ""]
+               if partial is not None else []),
              "| condition | n | early speed m/s (mean ± sd) | vs baseline | Welch p | success |", "|---|---|---|---|---|---|"]
     b_mean = float(np.nanmean(base))
     for cond in conds:
@@ -116,11 +136,14 @@ def write_report(out: Path, conds: list[dict], results: dict[str, list[EpisodeOu
         sign = SPEED_CONCEPTS.get(concept)
         if sign is None:
             continue
+        if f"{concept} a={args.alpha:g}" not in results:
+            lines.append(f"- **{concept}**: not run.")
+            continue
         c = float(np.nanmean([o.early_speed_m_s for o in results[f"{concept} a={args.alpha:g}"]]))
         ctrls = [float(np.nanmean([o.early_speed_m_s for o in results[n]])) for n in results
                  if n.startswith(f"{concept} random")]
         p = _welch([o.early_speed_m_s for o in results[f"{concept} a={args.alpha:g}"]], base)
-        beats = all(sign * (c - x) > 0 for x in ctrls) and sign * (c - b_mean) > 0
+        beats = bool(ctrls) and all(sign * (c - x) > 0 for x in ctrls) and sign * (c - b_mean) > 0
         verdict = ("YES: moves the arm in the concept's direction, beyond every random control" if beats and p < 0.05
                    else "NO: not distinguishable from the matched random controls in the concept's direction")
         lines.append(f"- **{concept}** ({'faster' if sign > 0 else 'slower'} expected): concept {c:.4f} m/s, baseline "
@@ -172,5 +195,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--execute-steps", type=int, default=4)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--direction-dir", action="append")
+    p.add_argument("--report-only", action="store_true", help="write report.md from the conditions already run")
     p.add_argument("--out", default="")
     p.set_defaults(func=run_study)
