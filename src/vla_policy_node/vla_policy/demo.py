@@ -222,7 +222,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-id", type=int, default=1, help="task index in the suite")
     p.add_argument("--steps", type=int, default=0,
                    help="simulator steps to run (default 0 = the whole episode: the suite's step limit, 520 for libero_10)")
-    p.add_argument("--switch-at", type=int, default=0, help="step at which steering turns on (default: half way)")
+    p.add_argument("--switch-at", type=int, default=70, help="step at which steering turns on (default 70: the mini-VLA "
+                   "has grasped by then and succeeds around step 140-180, so this is half way; 0 = half the steps run)")
     p.add_argument("--concept", default="fast", help="steering concept (direction name)")
     p.add_argument("--size", type=int, default=10, help="neurons in the concept cluster when it must be found")
     p.add_argument("--alpha", type=float, default=10.0, help="steering strength (the paper used 10 on robots)")
