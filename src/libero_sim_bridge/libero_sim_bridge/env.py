@@ -198,8 +198,9 @@ class LiberoEnv:
             raw, _, _, _ = self._env.step(NOOP_ACTION)
         self._step, self._done, self._success = 0, False, bool(self._env.check_success())
         self._last = self._observation(raw)
-        LOG.info("reset %s task %d init state %d in %.1f s: %s", suite, task_id, init_state_id,
-                 time.perf_counter() - t0, self.instruction)
+        where = f"random placement {placement_seed}" if placement_seed is not None else f"init state {init_state_id}"
+        LOG.info("reset %s task %d %s in %.1f s: %s", suite, task_id, where, time.perf_counter() - t0,
+                 self.instruction)
         return self._last
 
     def step(self, action: Any) -> SimObservation:

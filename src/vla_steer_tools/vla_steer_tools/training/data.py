@@ -72,7 +72,9 @@ def load_frames(datasets: Sequence[str], cameras: Sequence[str], wordings: Wordi
             meta = read_episode_meta(path)
             if task_filter and (meta.get("suite"), meta.get("task_id")) not in set(task_filter):
                 continue
-            if only_success and not meta.get("success", False):
+            # failed expert demos are dropped; relabelled rollouts are kept whatever their outcome
+            # (their labels are the expert's, and the failures are the states DAgger is for)
+            if only_success and not meta.get("success", False) and meta.get("source", "expert") == "expert":
                 continue
             if (split == "val") != is_validation(ds, ep_idx, val_fraction):
                 continue
