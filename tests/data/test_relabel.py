@@ -48,3 +48,17 @@ def test_rollouts_without_privileged_state_are_refused(tmp_path):
     LeRobotWriter(tmp_path / "roll").write_episode(0, _rollout(3, privileged=False))
     with pytest.raises(ConfigError, match="privileged"):
         relabel(tmp_path / "roll", tmp_path / "out")
+
+
+def test_training_keeps_relabelled_failures_and_drops_failed_demos(tmp_path):
+    from vla_steer_tools.training.data import load_frames
+
+    w = LeRobotWriter(tmp_path / "mix")
+    failed_demo = _rollout(4)
+    failed_demo.meta.update(source="expert")
+    relabelled = _rollout(5)
+    relabelled.meta.update(source="relabelled")
+    w.write_episode(0, failed_demo)
+    w.write_episode(1, relabelled)
+    frames = load_frames([str(tmp_path / "mix")], ["wrist"], load_wordings(), "train", val_fraction=0.0)
+    assert len(frames) == 5 and frames.episodes == [1]
