@@ -119,7 +119,8 @@ def write_report(out: Path, conds: list[dict], results: dict[str, list[EpisodeOu
              f"Placements: `{args.init_states}` (seed {args.seed}), {args.max_steps} steps each, alpha {args.alpha:g}, "
              f"mode {args.mode or 'per file'}, position {args.position}; {args.controls} matched random controls per concept "
              "(same layers, count, signs, alpha). Metric: early-phase end-effector speed = mean speed over the first "
-             "40 steps (the approach). Closed loop through the LIBERO bridge and the policy node, lockstep.", "",
+             "40 steps (the approach). Closed loop through the LIBERO bridge and the policy node, lockstep. "
+             "Success counts only episodes long enough to finish the task.", "",
              *([f"**Partial run**: only the {partial} conditions below finished; the others were not run.", ""]
                if partial is not None else []),
              "| condition | n | early speed m/s (mean ± sd) | vs baseline | Welch p | success |", "|---|---|---|---|---|---|"]
@@ -144,6 +145,10 @@ def write_report(out: Path, conds: list[dict], results: dict[str, list[EpisodeOu
                  if n.startswith(f"{concept} random")]
         p = _welch([o.early_speed_m_s for o in results[f"{concept} a={args.alpha:g}"]], base)
         beats = bool(ctrls) and all(sign * (c - x) > 0 for x in ctrls) and sign * (c - b_mean) > 0
+        if len(ctrls) < args.controls:
+            lines.append(f"- **{concept}**: INCOMPLETE, no verdict: only {len(ctrls)} of {args.controls} random controls ran "
+                         f"(concept {c:.4f} m/s, baseline {b_mean:.4f}, controls {', '.join(f'{x:.4f}' for x in ctrls)}).")
+            continue
         verdict = ("YES: moves the arm in the concept's direction, beyond every random control" if beats and p < 0.05
                    else "NO: not distinguishable from the matched random controls in the concept's direction")
         lines.append(f"- **{concept}** ({'faster' if sign > 0 else 'slower'} expected): concept {c:.4f} m/s, baseline "
