@@ -16,7 +16,7 @@ from vla_steer_tools.models.registry import FAMILIES, load_policy
 def test_unknown_family_lists_valid_ones():
     with pytest.raises(UnknownChoiceError, match="did you mean 'openvla'.*valid: minivla, openvla, pi0"):
         load_policy("open_vla", "x")
-    assert set(FAMILIES) == {"openvla", "pi0"}
+    assert set(FAMILIES) == {"minivla", "openvla", "pi0"}
 
 
 def test_unknown_option_and_missing_path(openvla_dir, tmp_path):
