@@ -125,3 +125,19 @@ def test_the_shipped_checkpoint_is_small_and_loads_by_id():
     assert cfg["training"]["step"] > 0 and cfg["training"]["datasets"]  # the recipe that made it
     policy = load_policy("minivla", SHIPPED_ID, device="cpu")
     assert policy.infer(observation()).actions.shape == (8, 7)
+
+
+def test_the_cached_lm_reload_is_the_gguf_model_exactly(tmp_path, monkeypatch):
+    from vla_steer_tools.models.hf_causal_lm import load_causal_lm, load_causal_lm_cached
+
+    monkeypatch.setenv("VLA_STEER_CACHE", str(tmp_path))
+    ref, tok, _ = load_causal_lm("smollm2", device="cpu")
+    first, _, _ = load_causal_lm_cached("smollm2", device="cpu")  # builds the cache
+    again, _, adapter = load_causal_lm_cached("smollm2", device="cpu")  # reads it
+    assert list(tmp_path.glob("*/model.safetensors"))
+    ids = tok("The robot moves", return_tensors="pt").input_ids
+    with torch.no_grad():
+        want = ref(input_ids=ids).logits
+        torch.testing.assert_close(again(input_ids=ids).logits, want, rtol=0, atol=0)
+    assert again.get_output_embeddings().weight.data_ptr() == again.get_input_embeddings().weight.data_ptr()  # tied
+    assert len(adapter.layers("backbone")) == 30

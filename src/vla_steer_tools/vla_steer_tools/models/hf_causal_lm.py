@@ -190,6 +190,8 @@ def load_causal_lm_cached(path_or_id: str, device: str = "auto"):
     times needs. The cache key is the GGUF file's name, size and mtime; a stale or corrupt cache is
     rebuilt (`save_pretrained` refuses GGUF-loaded models, so the state_dict is written directly).
     """
+    import os
+
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -215,12 +217,15 @@ def load_causal_lm_cached(path_or_id: str, device: str = "auto"):
         except (OSError, ValueError, CheckpointError) as exc:
             log.warning("rebuilding the LM cache %s: %s", cache, exc)
     model, tokenizer, adapter = load_causal_lm(str(path_or_id), device="cpu")
-    cache.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = cache / "model.safetensors.tmp"
-    save_file(state, str(tmp))
-    model.config.save_pretrained(cache)
-    tokenizer.save_pretrained(cache)
-    tmp.replace(weights)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        tmp = cache / f"model.safetensors.tmp{os.getpid()}"
+        model.config.save_pretrained(cache)
+        tokenizer.save_pretrained(cache)
+        save_file(state, str(tmp))
+        tmp.replace(weights)  # last: the weights file marks a complete cache
+    except OSError as exc:  # a read-only home is no reason to fail: the next load de-quantises again
+        log.warning("cannot write the LM cache %s (%s); set VLA_STEER_CACHE to a writable dir", cache, exc)
     model.to(resolve_device(device))
     return model, tokenizer, adapter
