@@ -105,7 +105,8 @@ def set_remote_parameter(node, target: str, param: Parameter, timeout_s: float =
 def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    policy = load_policy(args.model_family, args.model_path, **_load_options(args))
+    options = _load_options(args)
+    policy = load_policy(args.model_family, args.model_path, **options)
     if policy.adapter.random_weights:
         print("[demo] model: tiny RANDOM-WEIGHT checkpoint (test fixture) — it will not solve the task; this "
               "demo shows the machinery (sim -> policy -> steering -> bag -> report).\n"
@@ -132,8 +133,8 @@ def run_demo(args: argparse.Namespace) -> int:
         ("vla_policy", "steering.enabled", Parameter("steering.enabled", value=False)),
     ]
     overrides.append(("vla_policy", "chunk.execute_steps", Parameter("chunk.execute_steps", value=args.execute_steps)))
-    overrides.append(("vla_policy", "model.options", Parameter("model.options", value=yaml.safe_dump(_load_options(args)).strip()
-                                                              if _load_options(args) else "")))
+    overrides.append(("vla_policy", "model.options",
+                      Parameter("model.options", value=yaml.safe_dump(options).strip() if options else "")))
     if args.unnorm_key:
         overrides.append(("vla_policy", "model.unnorm_key", Parameter("model.unnorm_key", value=args.unnorm_key)))
     context = Context()
