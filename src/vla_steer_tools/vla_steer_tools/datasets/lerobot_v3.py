@@ -320,6 +320,12 @@ class Episode:
         return np.stack([decode_png(v["bytes"]) for v in col.to_pylist()])
 
 
+def image_cameras(path: Path) -> list[str]:
+    """Camera names of an episode file (its `observation.images.<camera>` columns), sorted."""
+    _, pq = _pa()
+    return sorted(f.name.split(".")[-1] for f in pq.read_schema(path) if f.name.startswith("observation.images."))
+
+
 def read_info(root: str | Path) -> dict[str, Any]:
     path = Path(root) / INFO_PATH
     if not path.is_file():

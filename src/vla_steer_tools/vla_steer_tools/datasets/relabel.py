@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..expert.tasks import geometry_for
 from ..expert.waypoint_expert import ExpertSettings, WaypointExpert
 from .instructions import load_wordings
-from .lerobot_v3 import EpisodeFrames, LeRobotWriter, finalize, iter_episodes
+from .lerobot_v3 import EpisodeFrames, LeRobotWriter, finalize, image_cameras, iter_episodes
 from .state import PRIVILEGED, expert_state_at
 
 
@@ -40,7 +40,7 @@ def relabel(rollouts: str | Path, out: str | Path, instructions: str | None = No
         vectors = dict(ep.vectors)
         vectors["action.executed"] = ep.vectors.get("action.executed", ep.vectors.get("action"))
         vectors["action"] = labels
-        cams = sorted({k.split(".")[-1] for k in _image_columns(ep.path)})
+        cams = image_cameras(ep.path)
         meta.update(source="relabelled", relabelled_from=str(rollouts))
         writer.write_episode(ep.index, EpisodeFrames(images={c: ep.images(c) for c in cams}, vectors=vectors,
                                                      task=ep.task, meta=meta))
@@ -50,8 +50,3 @@ def relabel(rollouts: str | Path, out: str | Path, instructions: str | None = No
     finalize(out)
     return n
 
-
-def _image_columns(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return [f.name for f in pq.read_schema(path) if f.name.startswith("observation.images.")]

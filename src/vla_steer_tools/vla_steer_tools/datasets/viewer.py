@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .lerobot_v3 import iter_episodes
+from .lerobot_v3 import image_cameras, iter_episodes
 
 
 def show_episode(root: str | Path, episode: int, out: str | Path, every: int = 10) -> Path:
@@ -17,7 +17,7 @@ def show_episode(root: str | Path, episode: int, out: str | Path, every: int = 1
     if episode not in eps:
         raise ConfigError(f"episode {episode} not in {root}; it has {min(eps)}..{max(eps)}" if eps else f"{root} has no episodes")
     ep = eps[episode]
-    cams = sorted({k.split(".")[-1] for k in _image_columns(ep.path)})
+    cams = image_cameras(ep.path)
     frames = np.concatenate([ep.images(c) for c in cams], axis=2)  # (T, H, W * cams, 3)
     from PIL import Image, ImageDraw
 
@@ -42,8 +42,3 @@ def show_episode(root: str | Path, episode: int, out: str | Path, every: int = 1
     sheet.save(out)
     return out
 
-
-def _image_columns(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return [f.name for f in pq.read_schema(path) if f.name.startswith("observation.images.")]
