@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 FAMILIES: dict[str, str] = {
     "openvla": "vla_steer_tools.models.openvla.policy:load_openvla",
     "pi0": "vla_steer_tools.models.pi0:load_pi0",
+    "pi0fast": "vla_steer_tools.models.pi0fast.policy:load_pi0fast",
     "minivla": "vla_steer_tools.models.minivla.policy:load_minivla",
 }
 
