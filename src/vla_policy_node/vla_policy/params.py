@@ -25,7 +25,7 @@ from vla_steer_tools.errors import ConfigError, UnknownChoiceError
 
 #: What `output.mode` can publish, and where.
 OUTPUT_MODES: tuple[str, ...] = ("joint_trajectory", "joint_position", "ee_twist", "ee_delta")
-MODEL_FAMILIES: tuple[str, ...] = ("openvla", "pi0", "minivla")
+MODEL_FAMILIES: tuple[str, ...] = ("openvla", "pi0", "pi0fast", "minivla")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 STEERING_MODES: tuple[str, ...] = ("", "override", "add", "scale")  # "" = each direction's own
