@@ -14,9 +14,9 @@ from vla_steer_tools.models.registry import FAMILIES, load_policy
 
 
 def test_unknown_family_lists_valid_ones():
-    with pytest.raises(UnknownChoiceError, match="did you mean 'openvla'.*valid: minivla, openvla, pi0"):
+    with pytest.raises(UnknownChoiceError, match="did you mean 'openvla'.*valid: minivla, openvla, pi0, pi0fast"):
         load_policy("open_vla", "x")
-    assert set(FAMILIES) == {"minivla", "openvla", "pi0"}
+    assert set(FAMILIES) == {"minivla", "openvla", "pi0", "pi0fast"}
 
 
 def test_unknown_option_and_missing_path(openvla_dir, tmp_path):
