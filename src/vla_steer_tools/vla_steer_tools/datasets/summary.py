@@ -42,6 +42,36 @@ def _group(rows, key: str, order) -> list[tuple[str, list[EpisodeMotion]]]:
     return [(n, groups[n]) for n in names]
 
 
+def start_label(meta: dict) -> str:
+    """Where an episode started: a LIBERO fixed init state or a seeded random placement."""
+    if meta.get("init_state") is not None:
+        return f"init {meta['init_state']}"
+    if meta.get("placement_seed") is not None:
+        return f"random {meta['placement_seed']}"
+    return "?"
+
+
+def success_by_start(metas: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(task, start) -> (successes, episodes): the issue's bar is per init state, not overall,
+    since an expert that fails one placement every time hides inside a high mean."""
+    out: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for m in metas:
+        cell = out[(f"{m.get('suite')}:{m.get('task_id')}", start_label(m))]
+        cell[0] += bool(m.get("success"))
+        cell[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _print_starts(metas: list[dict], bar: float = 0.95) -> None:
+    cells = success_by_start(metas)
+    for task in sorted({t for t, _ in cells}):
+        mine = {s: v for (t, s), v in cells.items() if t == task}
+        below = sorted((s for s, (k, n) in mine.items() if k < bar * n), key=str)
+        full = sum(1 for k, n in mine.values() if k == n)
+        print(f"  {task}: {len(mine)} starts, {full} with every episode successful"
+              + (f"; below {bar:.0%}: " + ", ".join(f"{s} ({mine[s][0]}/{mine[s][1]})" for s in below) if below else ""))
+
+
 def print_summary(root: str | Path, png: str | None = None) -> int:
     root = Path(root)
     if episode_files(root) and not (root / "meta" / "info.json").is_file():
@@ -57,6 +87,8 @@ def print_summary(root: str | Path, png: str | None = None) -> int:
         sel = [m for m, _ in rows if (m.get("suite"), m.get("task_id")) == (suite, task)]
         print(f"  {suite} task {task}: {sum(bool(m.get('success')) for m in sel)}/{len(sel)} successful")
     print(f"success: {ok}/{len(rows)} ({100.0 * ok / max(1, len(rows)):.1f}%)")
+    print("success per start (init state or random placement):")
+    _print_starts([m for m, _ in rows])
     print("\nend-effector speed by speed setting (recomputed from states; successful episodes):")
     print(f"  {'setting':8s} {'n':>4s} {'p90 m/s':>9s} {'mean m/s':>9s} {'steps':>7s}")
     good = [(m, mo) for m, mo in rows if m.get("success")]
