@@ -83,3 +83,26 @@ def test_any_state_gives_a_finite_action_inside_libero_bounds(ee, obj, f, v, spe
 def test_unknown_task_lists_the_supported_ones():
     with pytest.raises(ConfigError, match="libero_object task 1"):
         geometry_for("libero_goal", 3)
+
+
+def test_the_descent_tolerance_is_the_tasks_a_box_forgives_a_centimetre_a_rim_does_not():
+    """A hand off-centre above the grasp point: the box's law takes it down from 9 mm (and closes
+    it there) and part-way from 20 mm; the bowl's rim law holds a 20 mm hand at hover height and does
+    not close 9 mm off (the mini-VLA's failed rollouts parked 7-15 mm off-centre, part-way down)."""
+    box = WaypointExpert(GEO)
+    grasp = OBJ + np.asarray(GEO.grasp_offset_m)
+    for off_m, up_m in ((0.009, 0.04), (0.020, 0.07)):  # 20 mm off: a third of the way down
+        out = box.act(state(grasp + [off_m, 0, up_m]))
+        assert out.phase == "descend" and out.action[2] < 0, off_m
+    assert box.act(state(grasp + [0.009, 0, 0.002])).phase == "close"
+    bowl_geo = geometry_for("libero_spatial", 0)
+    bowl_obj = np.array([0.0, 0.0, 0.90])
+    bowl_grasp = bowl_obj + np.asarray(bowl_geo.grasp_offset_m)
+    bowl = WaypointExpert(bowl_geo)
+
+    def bowl_state(ee):
+        return state(ee, obj=bowl_obj, tgt=bowl_obj + [0.2, 0, 0])
+
+    out = bowl.act(bowl_state(bowl_grasp + [0.020, 0, bowl_geo.hover_m]))
+    assert out.phase == "approach" and abs(out.action[2]) < 0.05  # recentre first, no descent
+    assert bowl.act(bowl_state(bowl_grasp + [0.009, 0, 0.002])).phase != "close"

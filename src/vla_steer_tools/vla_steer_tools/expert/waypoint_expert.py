@@ -44,6 +44,13 @@ class TaskGeometry:
         body is then centred over the target). min_hold_opening_m: a closed hand with a wider
         opening than this holds the object; narrower means it closed on nothing (a bowl's rim is
         thin: 6-8 mm against 4-5 mm fully shut).
+    centre_full_m / centre_none_m: the descent law's sideways tolerance: the hand goes all the
+        way down when centred within centre_full_m and not at all beyond centre_none_m. A bowl's
+        rim needs millimetres; a box narrower than the open hand tolerates a centimetre, and
+        saying so matters for a learned policy: with a millimetre law, a policy that parks 9 mm
+        off-centre is told to stay half-way down for ever (the mini-VLA's round-0/1 failures).
+    close_xy_m: the hand also closes when this well centred at the grasp height (in addition
+        to the per-episode close radius).
     """
 
     object_name: str
@@ -53,6 +60,9 @@ class TaskGeometry:
     release_above_target_m: float = 0.10
     table_z_m: float = 0.0
     min_hold_opening_m: float = 0.01  # finger opening above which a closed hand holds the object
+    centre_full_m: float = 0.004
+    centre_none_m: float = 0.016
+    close_xy_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,18 +151,21 @@ class WaypointExpert:
         hover = grasp + [0, 0, self.geometry.hover_m]
         xy_err = float(np.linalg.norm((grasp - s.ee_pos)[:2]))
         # close when centred and at (or, blocked by the table, just above / anywhere below) the grasp point
-        if xy_err < self.settings.close_radius_m and s.ee_pos[2] - grasp[2] < self.settings.close_radius_m:
+        g = self.geometry
+        close_xy = max(self.settings.close_radius_m, g.close_xy_m)
+        if xy_err < close_xy and s.ee_pos[2] - grasp[2] < self.settings.close_radius_m:
             return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")
-        if xy_err > 0.03:
+        if xy_err > max(0.03, g.centre_none_m + 0.005):
             # far away: travel at the hover height (straight up first when low), so the hand does
             # not sweep other objects
             low = s.ee_pos[2] < hover[2] - 0.015
             target = np.array([s.ee_pos[0], s.ee_pos[1], hover[2]]) if low else hover
             return self._out(s, target, GRIPPER_OPEN, "approach")
         # Near: a continuous law, no switching. The hand goes down only as far as it is centred
-        # (fully within 4 mm, not at all beyond 16 mm), so a sideways error met on the way down
-        # lifts it a little instead of pressing a finger onto the object's edge.
-        frac = float(np.clip(1.0 - (xy_err - 0.004) / 0.012, 0.0, 1.0))
+        # (fully within centre_full_m, not at all beyond centre_none_m), so a sideways error met on
+        # the way down lifts it a little instead of pressing a finger onto the object's edge.
+        span = max(1e-6, g.centre_none_m - g.centre_full_m)
+        frac = float(np.clip(1.0 - (xy_err - g.centre_full_m) / span, 0.0, 1.0))
         target = np.array([grasp[0], grasp[1], hover[2] - frac * (hover[2] - grasp[2])])
         return self._out(s, target, GRIPPER_OPEN, "descend" if frac > 0 else "approach")
 
