@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from vla_steer_tools.errors import DirectionError
 from vla_steer_tools.steering.directions import Direction
-from vla_steer_tools.steering.hooks import Steerer, SteeringConfig, steering
+from vla_steer_tools.steering.hooks import FAMILY_DEFAULT, Steerer, SteeringConfig, resolve_position, steering
 from vla_steer_tools.steering.probe import probing
 from vla_steer_tools.types import NeuronRef
 
@@ -154,6 +154,45 @@ def test_position_policy_prefill_and_decode(tiny_llama, tokens):
                 torch.testing.assert_close(_logits(model, tokens), want, rtol=0, atol=0)
             s.begin_inference()  # a new inference starts with a prefill again
             torch.testing.assert_close(_logits(model, tokens), expect[0], rtol=0, atol=0)
+
+
+def test_unset_position_is_the_family_default(tiny_llama, tokens):
+    """An unset position ("") runs the adapter's default_position: "all" when the family declares
+    none, "prefill" for a prefill family (as pi0fast); an explicit position still wins."""
+    from dataclasses import replace
+
+    model, adapter = tiny_llama
+    prefill_family = replace(adapter, extra={**adapter.extra, "default_position": "prefill"})
+    d = _dir("d", [(0, 3), (1, 8)], alpha=6.0)
+    plain = _logits(model, tokens)
+    with steering(adapter, d, position="all"):
+        steered = _logits(model, tokens)
+    assert not torch.equal(steered, plain)  # the direction does something on this model
+    assert SteeringConfig().position == FAMILY_DEFAULT == ""
+    assert adapter.default_position == "all" and resolve_position(adapter) == "all"
+    assert resolve_position(prefill_family) == "prefill" and resolve_position(prefill_family, "all") == "all"
+    cases = ((adapter, FAMILY_DEFAULT, (steered, steered)), (prefill_family, FAMILY_DEFAULT, (steered, plain)),
+             (prefill_family, "all", (steered, steered)))
+    for where, position, expect in cases:
+        with Steerer(where, SteeringConfig((d,), enabled=True, position=position)) as s:
+            assert s.config.position == position  # kept as asked; `position` says what runs
+            assert s.position == resolve_position(where, position)
+            s.begin_inference()
+            for want in expect:
+                torch.testing.assert_close(_logits(model, tokens), want, rtol=0, atol=0)
+    with steering(prefill_family, d) as s:  # the context manager's default is the family's too
+        assert s.position == "prefill"
+
+
+def test_bad_positions_are_refused(tiny_llama):
+    from dataclasses import replace
+
+    _, adapter = tiny_llama
+    with pytest.raises(DirectionError, match="unknown position policy 'middle'.*empty for the model family"):
+        Steerer(adapter, SteeringConfig(position="middle"))
+    broken = replace(adapter, extra={**adapter.extra, "default_position": "sometimes"})
+    with pytest.raises(DirectionError, match="declares default position policy 'sometimes'"):
+        resolve_position(broken)
 
 
 def test_several_concepts_merge_in_order(tiny_llama, tokens):

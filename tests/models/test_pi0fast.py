@@ -158,12 +158,15 @@ def test_prefill_steering_changes_actions_and_removal_restores_them(policy):
         assert np.array_equal(policy.infer(obs(4, t)).actions, baseline[t])
 
 
-@pytest.mark.parametrize("position", ["prefill", "all"])
+@pytest.mark.parametrize("position", [None, "", "prefill", "all"])
 def test_prefill_only_leaves_decode_steps_unedited(policy, position):
+    """No position given (None: SteeringConfig's default; "": the node's) = this family's prefill."""
     direction = _direction(alpha=7.5)
     index = torch.tensor([n.index for n in direction.neurons if n.layer == 1])
     seen: list[torch.Tensor] = []
-    steerer = Steerer(policy.adapter, SteeringConfig(directions=(direction,), enabled=True, position=position))
+    config = SteeringConfig(directions=(direction,), enabled=True)
+    steerer = Steerer(policy.adapter, config if position is None else config.replace(position=position))
+    assert steerer.position == ("all" if position == "all" else "prefill")
     probe = policy.adapter.layers("backbone")[1].register_forward_pre_hook(
         lambda m, args: seen.append(args[0][0, -1, index].clone()))  # runs after the steering hook
     try:

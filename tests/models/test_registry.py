@@ -68,3 +68,14 @@ def test_fixtures_cli_writes_official_layout(tmp_path, capsys, family, expected)
     assert "RANDOM" in printed and str(out) in printed
     assert (out / expected).is_file() and (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert not list(tmp_path.glob(f".{family}.*")), "no temp dir left behind"
+
+
+def test_families_without_a_declared_position_steer_every_pass(openvla_policy, pi0_policy):
+    """Only pi0fast declares a default position (prefill, tested in test_pi0fast.py); the others
+    keep "all", so an unset position changes nothing for them."""
+    from vla_steer_tools.steering.hooks import Steerer, SteeringConfig
+
+    for policy in (openvla_policy, pi0_policy):
+        assert "default_position" not in policy.adapter.extra and policy.adapter.default_position == "all"
+        with Steerer(policy.adapter, SteeringConfig()) as steerer:
+            assert steerer.config.position == "" and steerer.position == "all"

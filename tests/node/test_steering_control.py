@@ -179,3 +179,25 @@ def test_any_request_is_refused_or_held_exactly_by_the_parameters(control, param
         assert abs(d.alpha) <= ALPHA_LIMIT
     assert control.from_params(_after(params, change)) == change.config == policy.status().config
     control.session.clear()
+
+
+def test_unset_position_parameter_means_the_family_default(control, params):
+    """`steering.position` defaults to "" = the loaded family's own (pi0fast: prefill); setting it
+    back to "" after an explicit value returns to that, and the SteeringState reports what runs."""
+    from vla_policy.conversions import steering_state_msg
+    from vla_steer_tools.steering.hooks import resolve_position
+
+    prefill_family = _Policy()  # its own adapter: the module's shared one stays "all"
+    prefill_family.adapter.extra["default_position"] = "prefill"
+    assert params.steering_position == ""
+    for value, family_default, other in (("", "prefill", "all"), ("all", "all", "all"), ("", "prefill", "all")):
+        p = from_mapping({"steering.position": value, "steering.concepts": ["fast"], "steering.enabled": True},
+                         base=params)
+        config = control.from_params(p)
+        assert config.position == value
+        for policy, want in ((SteeredPolicy(prefill_family), family_default), (SteeredPolicy(_Policy()), other)):
+            policy.update(config)
+            running = resolve_position(policy.adapter, policy.status().config.position)
+            msg = steering_state_msg(policy.status().config, model_id="tiny", random_weights=True,
+                                     inference_count=0, position=running)
+            assert running == want and msg.position_policy == want

@@ -110,13 +110,17 @@ def msg_to_direction(msg: SteeringConcept) -> Direction:
 
 
 def steering_state_msg(config: SteeringConfig, *, model_id: str, random_weights: bool,
-                       inference_count: int, stamp: Time | None = None) -> SteeringState:
-    """What the node steers with now, as a SteeringState."""
+                       inference_count: int, stamp: Time | None = None,
+                       position: str | None = None) -> SteeringState:
+    """What the node steers with now, as a SteeringState.
+
+    position: the policy that runs (the config's with "" resolved for the loaded model); None
+    reports the config's own, "" (the family's own) while no model is loaded."""
     return SteeringState(
         header=Header(stamp=stamp or Time()),
         enabled=bool(config.enabled),
         concepts=[direction_to_msg(d) for d in config.directions],
-        position_policy=config.position,
+        position_policy=config.position if position is None else position,
         model_id=model_id,
         random_weights=bool(random_weights),
         inference_count=int(inference_count),

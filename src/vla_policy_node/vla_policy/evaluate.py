@@ -141,7 +141,7 @@ def _overrides(s: EvalSetup) -> list[tuple[str, str, Parameter]]:
               ("vla_policy", "steering.concepts", Parameter("steering.concepts", value=list(st["concepts"]))),
               ("vla_policy", "steering.alpha", Parameter("steering.alpha", value=float(st.get("alpha", 0.0)))),
               ("vla_policy", "steering.mode", Parameter("steering.mode", value=st.get("mode", ""))),
-              ("vla_policy", "steering.position", Parameter("steering.position", value=st.get("position", "all"))),
+              ("vla_policy", "steering.position", Parameter("steering.position", value=st.get("position", ""))),
               ("vla_policy", "steering.enabled", Parameter("steering.enabled", value=True))]
     return o
 
@@ -255,7 +255,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concept", action="append", help="steer with this direction (repeatable)")
     p.add_argument("--alpha", type=float, default=0.0, help="steering alpha (0 = the direction file's own)")
     p.add_argument("--mode", default="", help="override | add | scale ('' = the file's)")
-    p.add_argument("--position", default="all", help="all | prefill | decode")
+    p.add_argument("--position", default="", choices=("", "all", "prefill", "decode"),
+                   help="all | prefill | decode (default: the model family's own, pi0fast prefill, others all)")
     p.add_argument("--direction-dir", action="append", help="direction folder (default config/directions/smollm2)")
     p.add_argument("--out", default="", help="output dir (default runs/eval-<time>)")
     p.set_defaults(func=run_eval)

@@ -29,7 +29,7 @@ MODEL_FAMILIES: tuple[str, ...] = ("openvla", "pi0", "pi0fast", "minivla")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 STEERING_MODES: tuple[str, ...] = ("", "override", "add", "scale")  # "" = each direction's own
-STEERING_POSITIONS: tuple[str, ...] = ("all", "prefill", "decode")
+STEERING_POSITIONS: tuple[str, ...] = ("", "all", "prefill", "decode")  # "" = the model family's own
 #: Where the policy's proprioceptive state comes from (see inputs.py).
 STATE_SOURCES: tuple[str, ...] = ("joint_states", "ee_pose_gripper", "none")
 
@@ -114,8 +114,9 @@ class PolicyParams:
                                    "0 = each direction's own alpha.", lo=-1000.0, hi=1000.0)
     steering_mode: str = _param("steering.mode", "", "Edit mode for every active concept; "
                                 "empty = each direction's own.", choices=STEERING_MODES)
-    steering_position: str = _param("steering.position", "all",
-                                    "Token positions edited: all, prefill or decode.",
+    steering_position: str = _param("steering.position", "",
+                                    "Token positions edited: all, prefill or decode; empty = the "
+                                    "model family's own (pi0fast: prefill, others: all).",
                                     choices=STEERING_POSITIONS)
     output_mode: str = _param("output.mode", "ee_delta", "What is published as the command.",
                               choices=OUTPUT_MODES, read_only=True)

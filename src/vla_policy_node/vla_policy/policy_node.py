@@ -47,7 +47,7 @@ from vla_steer_msgs.srv import ListConcepts, SetSteering
 
 from vla_steer_tools.errors import VlaSteerError
 from vla_steer_tools.policy import Policy, SteeredPolicy
-from vla_steer_tools.steering.hooks import SteeringConfig
+from vla_steer_tools.steering.hooks import SteeringConfig, resolve_position
 
 from . import conversions as conv
 from .chunk_runner import ChunkRunner
@@ -473,11 +473,13 @@ class PolicyNode(LifecycleNode):
         """What steers now: the policy's config and the exact first inference that runs with it."""
         policy = self._policy
         status = policy.status() if policy else None
+        config = status.config if status else self._steering_config
         return conv.steering_state_msg(
-            status.config if status else self._steering_config,
+            config,
             model_id=policy.adapter.model_id if policy else self._p.model_path,
             random_weights=bool(policy and policy.adapter.random_weights),
-            inference_count=status.since if status else 0, stamp=self.get_clock().now().to_msg())
+            inference_count=status.since if status else 0, stamp=self.get_clock().now().to_msg(),
+            position=resolve_position(policy.adapter, config.position) if policy else None)
 
     # ------------------------------------------------------------------ parameters
     def _log_bad_parameters(self, params: list[Parameter]) -> list[Parameter]:

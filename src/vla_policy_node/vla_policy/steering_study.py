@@ -161,7 +161,7 @@ def write_report(out: Path, conds: list[dict], results: dict[str, list[EpisodeOu
     base = speeds["baseline"]
     lines = [f"# Steering study: {args.model_family} {args.model_path} on {args.suite} task {args.task}", "",
              f"Placements: `{args.init_states}` (seed {args.seed}), {args.max_steps} steps each, alphas "
-             f"{', '.join(f'{a:g}' for a in args.alphas)}, mode {args.mode or 'per file'}, position {args.position}; "
+             f"{', '.join(f'{a:g}' for a in args.alphas)}, mode {args.mode or 'per file'}, position {args.position or 'family default'}; "
              f"{args.controls} matched random controls per concept and alpha (same layers, count, signs, alpha; "
              "control k is the same neuron set at every alpha). Metric: early-phase end-effector speed = mean speed "
              "over the first 40 steps (the approach). Closed loop through the LIBERO bridge and the policy node, "
@@ -278,7 +278,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alphas", "--alpha", type=lambda s: [float(x) for x in s.split(",")], default=[10.0],
                    help="steering strengths, comma-separated (each with its own matched controls)")
     p.add_argument("--mode", default="")
-    p.add_argument("--position", default="all")
+    p.add_argument("--position", default="", choices=("", "all", "prefill", "decode"),
+                   help="all | prefill | decode (default: the model family's own, pi0fast prefill, others all)")
     p.add_argument("--controls", type=int, default=5, help="random-neuron control seeds per concept")
     p.add_argument("--init-states", default="random:10", help="placements (unseen in training)")
     p.add_argument("--seed", type=int, default=11)

@@ -8,7 +8,7 @@ import torch
 
 from ..models.hf_causal_lm import generate_text, load_causal_lm, next_token_probs
 from ..steering.directions import MODES
-from ..steering.hooks import POSITIONS, Steerer, SteeringConfig, as_directions
+from ..steering.hooks import FAMILY_DEFAULT, POSITIONS, Steerer, SteeringConfig, as_directions
 from .common import random_weights_banner
 
 
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--directions", action="append", required=True, metavar="YAML", help="direction YAML file (repeat for several)")
     p.add_argument("--alpha", type=float, default=None, help="override every direction's alpha")
     p.add_argument("--mode", default=None, choices=MODES, help="override every direction's mode")
-    p.add_argument("--position", default="all", choices=POSITIONS)
+    p.add_argument("--position", default=FAMILY_DEFAULT, choices=POSITIONS,
+                   help="forward passes steered (default: the model's own; all for text models)")
     p.add_argument("--max-new-tokens", type=int, default=20)
     p.add_argument("--top", type=int, default=5, help="next-token candidates to list")
     p.add_argument("prompt")
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"   next token: {_top(tokenizer, probs, args.top)}")
             for s in stats.values():
                 print(f"   {s.name}: mean {s.mean:+.3f} max {s.max:+.3f} over {s.count} values (pre-edit), steered={s.steered}")
+        position = steerer.position  # "" resolved for this model
     names = ", ".join(f"{d.name} ({d.mode}, alpha {d.alpha:g}, {len(d.neurons)} neurons)" for d in directions)
-    print(f"directions: {names}; position {args.position}")
+    print(f"directions: {names}; position {position}")
     return 0

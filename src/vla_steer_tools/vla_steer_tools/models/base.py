@@ -31,6 +31,8 @@ class ModelAdapter:
     decode_token: token id -> human-readable string.
     final_norm: applied to value vectors before projection when asked (the paper does not).
     random_weights: True for test fixtures; every user-facing output must say so.
+    extra: family facts for tools and reports; `default_position` there is the position policy
+        a steering config with no position of its own uses on this model (see `default_position`).
     """
 
     model_id: str
@@ -69,6 +71,13 @@ class ModelAdapter:
         """Value vectors of one layer as rows: (n_neurons, d_model) view of down_proj.weight.T."""
         weight = self.layers(component)[layer].weight  # (d_model, n_neurons)
         return weight.T
+
+    @property
+    def default_position(self) -> str:
+        """The family's own steering position policy: `extra["default_position"]` when the family
+        declares one (pi0fast: "prefill", the paper's setting), else "all" (every forward pass).
+        Validated where it is used (steering.hooks.resolve_position)."""
+        return str(self.extra.get("default_position", "all"))
 
     @property
     def device(self) -> torch.device:

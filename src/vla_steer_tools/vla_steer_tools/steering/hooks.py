@@ -18,6 +18,11 @@ Position policy (per component, counted by the layer-0 hook of that component):
              the prompt pass; decode steps still see its effect through the KV cache — the
              paper's pi0-FAST setting);
     decode   every later forward of the same inference (the generated tokens).
+    ""       (`FAMILY_DEFAULT`, the default) the model family's own policy,
+             `ModelAdapter.default_position`: `prefill` for pi0fast (the paper's setting there),
+             `all` for every family that declares none. It is resolved against the adapter when
+             a plan is built, so one config means "the family's own" on every model it steers;
+             the config keeps "" (what was asked) and `Steerer.position` says what runs.
 If `begin_inference()` is never called, the first forward after the Steerer was built counts as
 the prefill.
 
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: Which forward passes of one inference are steered (see the module docstring).
 POSITIONS: tuple[str, ...] = ("all", "prefill", "decode")
+#: Position value meaning "the model family's own policy" (`ModelAdapter.default_position`).
+FAMILY_DEFAULT = ""
 
 LayerKey = tuple[str, int]  # (component, layer)
 
@@ -56,13 +63,15 @@ LayerKey = tuple[str, int]  # (component, layer)
 class SteeringConfig:
     """What to steer. `enabled=False` keeps the directions for probing but edits nothing.
 
+    position: one of `POSITIONS`, or `FAMILY_DEFAULT` ("", the default) for the family's own
+    (`resolve_position`); a family like pi0fast is steered as its paper did unless told otherwise.
     probe: record the directions' pre-edit activations (telemetry); with `enabled=False` and
     `probe=False` the hooks do nothing at all.
     """
 
     directions: tuple[Direction, ...] = ()
     enabled: bool = False
-    position: str = "all"
+    position: str = FAMILY_DEFAULT
     probe: bool = True
 
     def replace(self, **changes) -> "SteeringConfig":
@@ -87,14 +96,28 @@ class _LayerPlan:
 @dataclass(frozen=True)
 class _Plan:
     config: SteeringConfig
+    position: str  # config.position resolved against the adapter: one of POSITIONS
     layers: dict[LayerKey, _LayerPlan] = field(default_factory=dict)
     columns: dict[LayerKey, list[tuple[int, int]]] = field(default_factory=dict)
 
 
+def resolve_position(adapter: ModelAdapter, position: str = FAMILY_DEFAULT) -> str:
+    """The position policy that runs: `position` itself, or for `FAMILY_DEFAULT` ("") the
+    adapter's `default_position`. DirectionError for anything else, naming the valid values."""
+    if position == FAMILY_DEFAULT:
+        position = adapter.default_position
+        if position not in POSITIONS:  # a family bug, not a user error: say whose
+            raise DirectionError(f"model {adapter.model_id!r} declares default position policy {position!r}; "
+                                 f"valid: {', '.join(POSITIONS)}")
+    if position not in POSITIONS:
+        raise DirectionError(f"unknown position policy {position!r}; valid: {', '.join(POSITIONS)} "
+                             "or empty for the model family's own")
+    return position
+
+
 def _check_config(adapter: ModelAdapter, config: SteeringConfig) -> None:
     """Raise DirectionError naming the first thing in `config` that does not fit `adapter`."""
-    if config.position not in POSITIONS:
-        raise DirectionError(f"unknown position policy {config.position!r}; valid: {', '.join(POSITIONS)}")
+    resolve_position(adapter, config.position)
     names = [d.name for d in config.directions]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -165,7 +188,7 @@ def _merge_edits(config: SteeringConfig) -> dict[LayerKey, list[tuple[str, dict[
 def _build_plan(adapter: ModelAdapter, config: SteeringConfig) -> _Plan:
     """Validate `config` and put its index/value tensors on each layer's device."""
     _check_config(adapter, config)
-    plan = _Plan(config=config)
+    plan = _Plan(config=config, position=resolve_position(adapter, config.position))
     if not config.directions or not (config.enabled or config.probe):
         return plan
     probe_cols: dict[LayerKey, dict[int, int]] = {}
@@ -236,7 +259,13 @@ class Steerer:
 
     @property
     def config(self) -> SteeringConfig:
+        """The config as given (its position may be `FAMILY_DEFAULT`; see `position`)."""
         return self._plan.config
+
+    @property
+    def position(self) -> str:
+        """The position policy that runs now: the config's, with "" resolved for this model."""
+        return self._plan.position
 
     def validate(self, config: SteeringConfig) -> None:
         """Raise DirectionError if `config` does not fit this model; changes nothing."""
@@ -288,7 +317,7 @@ class Steerer:
                 if acc is None:
                     acc = self._accumulators[key] = LayerAccumulator()
                 acc.add(hidden.index_select(-1, layer_plan.probe_index))  # (..., m)
-            if not layer_plan.edits or not self._position_active(plan.config.position, comp):
+            if not layer_plan.edits or not self._position_active(plan.position, comp):
                 return None
             self._steered = True
             return (_apply_edits(hidden, layer_plan.edits),) + tuple(args[1:])
@@ -332,11 +361,11 @@ def steering(
     directions: Direction | str | Path | Iterable[Direction | str | Path],
     alpha: float | None = None,
     mode: str | None = None,
-    position: str = "all",
+    position: str = FAMILY_DEFAULT,
 ) -> Iterator[Steerer]:
     """Steer `directions` (objects or YAML paths) while the block runs; hooks removed on exit.
 
-    alpha/mode, when given, replace every direction's own. The block starts a new inference
+    alpha/mode, when given, replace every direction's own; position "" = the family's own. The block starts a new inference
     (see `Steerer.begin_inference`); call it again between generations when using prefill/decode.
     """
     if alpha is not None:
