@@ -18,6 +18,10 @@ from typing import Sequence
 #: Core subcommand modules, in the order `--help` lists them.
 CORE_COMMANDS: tuple[str, ...] = ("project", "concepts", "steer_text", "directions", "fixtures", "report", "train")
 CORE_COMMANDS += ("bag",)  # bag maintenance (reindex)
+CORE_COMMANDS += ("report_layers", "diff", "browse")  # reading a model: layer report, projection diff, neuron browser
+
+#: Two-word commands that cannot be argparse sub-subcommands (`report BAG` takes a positional).
+ALIASES: dict[tuple[str, str], str] = {("report", "layers"): "report-layers"}
 
 PLUGIN_GROUP = "vla_steer.cli"
 
@@ -43,9 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resolve_aliases(argv: list[str]) -> list[str]:
+    """`report layers ...` -> `report-layers ...` (global flags such as -v may come first)."""
+    for i, word in enumerate(argv):
+        if not word.startswith("-"):
+            if i + 1 < len(argv) and (word, argv[i + 1]) in ALIASES:
+                return argv[:i] + [ALIASES[(word, argv[i + 1])]] + argv[i + 2:]
+            break
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(resolve_aliases(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

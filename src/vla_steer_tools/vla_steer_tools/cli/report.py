@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="analyse a recorded rosbag2 run (before/after steering metrics, trajectory PNG)",
         description="Read a bag recorded by `vla-steer demo` / `vla-steer record` (or ros2 bag record "
-        "of the same topics) and write report.txt, report.json and trajectory.png.",
+        "of the same topics) and write report.txt, report.json and trajectory.png. "
+        "(`vla-steer report layers PROJ_DIR --out OUT` reads a projection instead: see its --help.)",
     )
     p.add_argument("bag", type=Path, help="rosbag2 directory (MCAP or sqlite3)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: BAG/../report)")
