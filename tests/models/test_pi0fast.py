@@ -16,7 +16,9 @@ from safetensors.torch import load_file, save_file
 
 from vla_steer_tools.errors import CheckpointError
 from vla_steer_tools.fixtures.tiny_checkpoints import ensure_tiny_checkpoint, tiny_observation
-from vla_steer_tools.fixtures.tiny_pi0fast import coefficient_string, write_fast_tokenizer
+from vla_steer_tools.fixtures.tiny_pi0fast import (
+    INSTRUCTIONS, coefficient_string, steering_direction, write_fast_tokenizer,
+)
 from vla_steer_tools.models.pi0fast.config import from_lerobot_key, to_lerobot_key
 from vla_steer_tools.models.pi0fast.fast_tokenizer import FastDecodeError, FastTokenizer
 from vla_steer_tools.models.pi0fast.prompt import build_prompt, discretize_state
@@ -140,21 +142,26 @@ def _direction(alpha: float = 10.0) -> Direction:
     return Direction(name="push", neurons=neurons, alpha=alpha)
 
 
-def test_prefill_steering_changes_actions_and_removal_restores_them(policy):
-    baseline = {t: policy.infer(obs(4, t)).actions for t in TASKS}
-    steerer = Steerer(policy.adapter, SteeringConfig(directions=(_direction(),), enabled=True, position="prefill"))
-    try:
-        changed = 0
-        for t in TASKS:
+def test_prefill_steering_changes_whole_chunks_and_removal_restores_them(policy):
+    """The fixture's trained-in direction, at the family's default position (prefill): for every
+    instruction a whole, validly decoded chunk whose every row differs; the same config with
+    steering disabled, and closing the hooks, give the unsteered chunks bit for bit."""
+    baseline = {t: policy.infer(obs(4, t)).actions for t in INSTRUCTIONS}
+    config = SteeringConfig(directions=(steering_direction(),), enabled=True)  # no position: prefill
+    with Steerer(policy.adapter, config) as steerer:
+        assert steerer.position == "prefill"
+        for t in INSTRUCTIONS:
             steerer.begin_inference()
-            try:
-                changed += not np.array_equal(policy.infer(obs(4, t)).actions, baseline[t])
-            except FastDecodeError:
-                pass  # steering may break the format on this random-weight fixture: no command then
-        assert changed >= 1  # a whole, different chunk
-    finally:
-        steerer.close()
-    for t in TASKS:
+            steered = policy.infer(obs(4, t)).actions  # a FastDecodeError here fails the test
+            assert steerer.steered
+            assert steered.shape == baseline[t].shape and np.all(np.isfinite(steered))
+            changed_rows = [not np.array_equal(steered[r], baseline[t][r]) for r in range(steered.shape[0])]
+            assert all(changed_rows), (t, steered, baseline[t])
+        steerer.apply(config.replace(enabled=False))  # hooks in place, edits off: nothing changes
+        for t in INSTRUCTIONS:
+            steerer.begin_inference()
+            assert np.array_equal(policy.infer(obs(4, t)).actions, baseline[t]) and not steerer.steered
+    for t in INSTRUCTIONS:
         assert np.array_equal(policy.infer(obs(4, t)).actions, baseline[t])
 
 
@@ -180,6 +187,29 @@ def test_prefill_only_leaves_decode_steps_unedited(policy, position):
     assert torch.all(seen[0] == 7.5)
     decode_edited = [bool(torch.all(s == 7.5)) for s in seen[1:]]
     assert all(decode_edited) if position == "all" else not any(decode_edited)
+
+
+def test_project_cli_prints_fast_tokens(policy, pf_dir, tmp_path, capsys):
+    """`vla-steer project --family pi0fast` end to end on the fixture: FAST ids read `[fast: N]`
+    in the vocabulary and the top-token lists, and the lists follow E @ value vector by hand."""
+    from vla_steer_tools.cli.main import main
+
+    out = tmp_path / "proj"
+    assert main(["project", "--family", "pi0fast", "--model", str(pf_dir), "--out", str(out), "--device", "cpu",
+                 "--top-k", "5", "--no-token-matrix-copy"]) == 0
+    assert "RANDOM weights" in capsys.readouterr().out
+    vocab = json.loads((out / "vocab.json").read_text())
+    lo, hi = policy.adapter.extra["fast_token_ids"]
+    assert vocab[lo:hi + 1] == [f"[fast: {hi - i}]" for i in range(lo, hi + 1)]
+    assert not any(t.startswith("[fast") for t in vocab[:lo] + vocab[hi + 1:])
+    lines = (out / "top_tokens.txt").read_text().splitlines()
+    assert len(lines) == 2 * 128 and sum("[fast: " in line for line in lines) > 64
+    logits = policy.adapter.token_matrix() @ policy.adapter.value_vectors("backbone", 1).T  # (vocab, 128)
+    top = logits.argmax(0)  # each layer-1 neuron's top token
+    fast_top = [i for i in range(128) if lo <= int(top[i]) <= hi]
+    assert fast_top  # some neuron of this fixture writes a FAST code first
+    for i in fast_top:
+        assert lines[128 + i].startswith(f"[{128 + i}] [fast: {hi - int(top[i])}]"), lines[128 + i]
 
 
 def _copy(pf_dir, tmp_path):

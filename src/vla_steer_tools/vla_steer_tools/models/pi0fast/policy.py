@@ -181,9 +181,8 @@ class Pi0FastPolicy(Policy):
 
 def _full_mask(queries: int, keys: int, like: torch.Tensor) -> torch.Tensor:
     """Additive 4-D mask (1, 1, queries, keys) letting every query see every key: the prefix is
-    bidirectional, and a decode step sees the whole cache (itself last)."""
-    if queries == 1:
-        return torch.zeros(1, 1, 1, keys, dtype=like.dtype, device=like.device)
+    bidirectional, and a decode step sees the whole cache (itself last). An explicit all-zero
+    mask rather than None: None would make transformers build its causal mask for the prefix."""
     return torch.zeros(1, 1, queries, keys, dtype=like.dtype, device=like.device)
 
 
