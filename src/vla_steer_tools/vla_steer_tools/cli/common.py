@@ -7,6 +7,7 @@ import logging
 
 from ..errors import ConfigError
 from ..models.hf_causal_lm import load_causal_lm
+from ..models.registry import FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "with --family a VLA checkpoint dir",
     )
     parser.add_argument("--gguf-file", default=None, help="GGUF file name inside --model's dir")
-    parser.add_argument("--family", default=None, help="VLA family (openvla, pi0); default: a text causal LM")
+    parser.add_argument("--family", default=None, choices=sorted(FAMILIES), metavar="FAMILY",
+                        help=f"VLA family ({', '.join(sorted(FAMILIES))}); default: a text causal LM")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
 
 

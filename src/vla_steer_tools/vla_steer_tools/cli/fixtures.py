@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fixtures", help="write tiny random-weight test checkpoints (official formats)")
     fsub = p.add_subparsers(dest="fixtures_command", metavar="ACTION")
     fsub.required = True
-    w = fsub.add_parser("write", help="write one tiny checkpoint (OpenVLA or LeRobot Pi0 layout)")
-    w.add_argument("--family", required=True, choices=sorted(WRITERS))
+    w = fsub.add_parser("write", help="write one tiny checkpoint (OpenVLA, LeRobot pi0 or LeRobot pi0_fast layout; "
+                        "pi0fast trains its format for about 20 s)")
+    w.add_argument("--family", required=True, choices=sorted(WRITERS), help="whose official layout to write")
     w.add_argument("--out", default=None,
                    help="output directory (default: the demo path, " +
                    ", ".join(f"{k}: {v}" for k, v in sorted(DEFAULT_DEMO_DIRS.items())) + ")")

