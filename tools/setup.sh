@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring a fresh Debian/Ubuntu machine to a built vla-steer workspace, idempotently.
 #
-# 1. Debian packages for headless rendering (EGL/OSMesa) when missing (needs root or sudo).
+# 1. Debian packages for headless rendering (EGL/OSMesa) and Chromium (browser tests) when missing
+#    (needs root or sudo).
 # 2. .venv (Python >= 3.11) with the pinned set in requirements/ — rebuilt only when a pin file
 #    or this script changes (stamp file), because recreating a venv costs minutes.
 # 3. Patches the ROS 2 wheels' CMake files (they hard-code the wheel builder's Python paths).
@@ -31,14 +32,15 @@ pick_python() {
 
 install_debian_packages() {
     local missing=()
-    for pkg in libegl1 libgl1 libgl1-mesa-dri libosmesa6; do
+    # chromium: the neuron browser's end-to-end tests drive it (Playwright, system browser)
+    for pkg in libegl1 libgl1 libgl1-mesa-dri libosmesa6 chromium; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     [ ${#missing[@]} -eq 0 ] && return
     command -v apt-get >/dev/null 2>&1 || { log "no apt-get: install ${missing[*]} by hand for headless rendering"; return; }
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    log "installing Debian packages for headless rendering: ${missing[*]}"
+    log "installing Debian packages for headless rendering and browser tests: ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }

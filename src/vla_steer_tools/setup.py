@@ -11,7 +11,8 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
     # the shipped mini-VLA checkpoint (models/minivla/weights/<name>/*) installs with the package
-    package_data={f"{PACKAGE}.models.minivla": ["weights/*/*.json", "weights/*/*.safetensors", "weights/*/*.md"]},
+    package_data={f"{PACKAGE}.models.minivla": ["weights/*/*.json", "weights/*/*.safetensors", "weights/*/*.md"],
+                  f"{PACKAGE}.browser": ["static/*"]},  # the neuron browser's page (served locally)
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -91,16 +91,8 @@ def export_browser(index: NeuronIndex, out_dir: str | Path) -> Path:
             continue
         entry = {"tokens": [proj.vocab[i] for i in ids]}
         for side in SIDES:
-            order, offsets = index._postings[side]
-            pos = torch.cat([order[offsets[t]: offsets[t + 1]] for t in ids])
-            if not pos.numel():
-                entry[side] = []
-                continue
-            rows, ranks = pos // index.k, pos % index.k
-            scores = index.scores[side].flatten()[pos]
-            ranked = torch.argsort(-scores if side == "top" else scores, stable=True).tolist()
-            entry[side] = [[comps.index(index._comp[int(rows[j])]), int(index._layer[rows[j]]), int(index._neuron[rows[j]]),
-                            int(ranks[j]), round(float(scores[j]), 4)] for j in ranked]
+            entry[side] = [[comps.index(index._comp[r]), int(index._layer[r]), int(index._neuron[r]), rank, round(score, 4), m]
+                           for r, rank, score, m in index.postings(ids, side)]
         if entry["top"] or entry["bottom"]:
             buckets[bucket_of(normalize_token(norm))][norm] = entry
     for b, content in enumerate(buckets):

@@ -75,7 +75,7 @@ class NeuronIndex:
     """Everything the browser shows, computed once on load from one projection directory."""
 
     def __init__(self, proj: Projection, categories: TokenCategories | None = None,
-                 telemetry: Telemetry | None = None, report_options: LayerReportOptions = LayerReportOptions()) -> None:
+                 telemetry: Telemetry | None = None, report_options: LayerReportOptions = LayerReportOptions(sides="both")) -> None:
         self.proj = proj
         self.telemetry = telemetry
         self.categories = categories or load_categories()
@@ -151,26 +151,40 @@ class NeuronIndex:
         if page < 0 or not 1 <= size <= MAX_PAGE:
             raise ConfigError(f"bad page {page} / size {size} (size 1-{MAX_PAGE})")
         tokens = self.matching_tokens(query)
-        order, offsets = self._postings[side]
-        if tokens:
-            pos = torch.cat([order[offsets[t]: offsets[t + 1]] for t in tokens])  # flat positions (P,)
-        else:
-            pos = torch.zeros(0, dtype=torch.int64)
-        rows, ranks = pos // self.k, pos % self.k
-        scores = self.scores[side].flatten()[pos]
-        key = -scores if side == "top" else scores
-        ranked = torch.argsort(key, stable=True)
-        total = int(ranked.numel())
-        chosen = ranked[page * size: (page + 1) * size]
+        hits = self.postings(tokens, side)
+        total = len(hits)
         results = []
-        for j in chosen.tolist():
-            r = int(rows[j])
+        for r, rank, score, matches in hits[page * size: (page + 1) * size]:
             results.append({
-                **self._row_ref(r), "rank": int(ranks[j]), "score": float(scores[j]), "token": self.proj.vocab[int(self.ids[side][r, ranks[j]])],
-                "sign": 1 if side == "top" else -1, "tokens": [self.proj.vocab[i] for i in self.ids[side][r, :6].tolist()],
+                **self._row_ref(r), "rank": rank, "score": score, "matches": matches,
+                "token": self.proj.vocab[int(self.ids[side][r, rank])], "sign": 1 if side == "top" else -1,
+                "tokens": [self.proj.vocab[i] for i in self.ids[side][r, :6].tolist()],
             })
         return {"query": query, "side": side, "tokens": [self.proj.vocab[t] for t in tokens], "total": total,
                 "page": page, "size": size, "pages": max(1, math.ceil(total / size)), "results": results}
+
+    def postings(self, tokens: Sequence[int], side: str) -> list[tuple[int, int, float, int]]:
+        """(row, rank, score, matches) per neuron holding any of `tokens` on `side`, strongest first.
+
+        One entry per neuron (its best-scoring match; `matches` = how many of the tokens it has),
+        ordered by score descending (top) or ascending (bottom), ties by row."""
+        order, offsets = self._postings[side]
+        parts = [order[offsets[t]: offsets[t + 1]] for t in tokens]
+        pos = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)  # flat positions (P,)
+        if not pos.numel():
+            return []
+        rows, ranks = pos // self.k, pos % self.k
+        scores = self.scores[side].flatten()[pos]
+        ranked = torch.argsort(-scores if side == "top" else scores, stable=True).tolist()
+        counts = torch.bincount(rows).tolist()
+        seen: set[int] = set()
+        out = []
+        for j in ranked:
+            r = int(rows[j])
+            if r not in seen:
+                seen.add(r)
+                out.append((r, int(ranks[j]), float(scores[j]), counts[r]))
+        return out
 
     def _row_ref(self, row: int) -> dict:
         return {"component": self._comp[row], "layer": int(self._layer[row]), "index": int(self._neuron[row])}

@@ -5,7 +5,8 @@
 
 const $ = (sel) => document.querySelector(sel);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-const tok = (s) => `<span class="tok">${esc(s)}</span>`;
+const visible = (s) => String(s).replace(/\n/g, "\\n").replace(/\t/g, "\\t").replace(/\r/g, "\\r");
+const tok = (s) => `<span class="tok">${esc(visible(s))}</span>`;
 const refKey = (r) => `${r.component}:${r.layer}:${r.index}`;
 const neuronLink = (r) => `<a class="neuron-link" href="#/neuron/${r.component}/${r.layer}/${r.index}">${r.component[0].toUpperCase()}/L${r.layer}/N${r.index}</a>`;
 
@@ -50,10 +51,10 @@ const api = STATIC ? {
     const all = entry[side] || [];
     const vocab = await loadData("vocab");
     const results = [];
-    for (const [ci, layer, index, rank, score] of all.slice(page * size, (page + 1) * size)) {
+    for (const [ci, layer, index, rank, score, matches] of all.slice(page * size, (page + 1) * size)) {
       const L = await loadData(`layer_${ci}_${layer}`);
       const ids = L[`${side}_ids`][index];
-      results.push({ component: VLA_DATA.meta.components[ci], layer, index, rank, score, token: vocab[ids[rank]],
+      results.push({ component: VLA_DATA.meta.components[ci], layer, index, rank, score, matches, token: vocab[ids[rank]],
         sign: side === "top" ? 1 : -1, tokens: ids.slice(0, 6).map((i) => vocab[i]) });
     }
     return { query: q, side, tokens: entry.tokens, total: all.length, page, size, pages: Math.max(1, Math.ceil(all.length / size)), results };
@@ -136,8 +137,8 @@ async function showSearch(q, side, page) {
   view().innerHTML = `<h1>Neurons whose ${side} tokens include ${tok(q)}</h1>
     <p>matching tokens: ${d.tokens.length ? d.tokens.map(tok).join(" ") : "<em>none in this vocabulary</em>"}</p>
     ${pager(d, href)}
-    <table id="results"><thead><tr><th>neuron</th><th>rank</th><th>score</th><th>${side} tokens</th><th></th></tr></thead>
-    <tbody>${neuronRows(d.results, (r) => `<td class="num">${r.rank + 1}</td><td class="num ${r.score < 0 ? "neg" : "pos"}">${r.score.toFixed(3)}</td>`)}</tbody></table>`;
+    <table id="results"><thead><tr><th>neuron</th><th>best match</th><th>rank</th><th>score</th><th>matches</th><th>${side} tokens</th><th></th></tr></thead>
+    <tbody>${neuronRows(d.results, (r) => `<td>${tok(r.token)}</td><td class="num">${r.rank + 1}</td><td class="num ${r.score < 0 ? "neg" : "pos"}">${r.score.toFixed(3)}</td><td class="num">${r.matches}</td>`)}</tbody></table>`;
 }
 
 function sparkline(series) {
@@ -167,19 +168,19 @@ async function showNeuron(component, layer, index) {
 }
 
 function heatColor(v) {  // 0 -> pale, 1 -> dark blue
-  const a = Math.min(1, Math.sqrt(v));
+  const a = Math.min(1, Math.max(0, v));
   return `rgb(${Math.round(240 - 211 * a)},${Math.round(244 - 191 * a)},${Math.round(248 - 161 * a)})`;
 }
 async function showHeatmap() {
   const h = await api.heatmap();
   const head = h.columns.map(([c, l]) => `<th>${l}</th>`).join("");
   const rows = h.rows.map((name, i) => `<tr><th>${esc(name)}</th>${h.values[i].map((v, j) => {
-    const [c, l] = h.columns[j];
-    return `<td class="cell" title="${esc(name)} L${l}: ${(v * 100).toFixed(1)}%" style="background:${heatColor(v)}"
+    const [c, l] = h.columns[j], top = Math.max(...h.values[i]) || 1;
+    return `<td class="cell" title="${esc(name)} L${l}: ${(v * 100).toFixed(2)}%" style="background:${heatColor(v / top)}"
       onclick="location.hash='#/layer/${c}/${l}/${name}/0'"></td>`;
   }).join("")}</tr>`).join("");
   view().innerHTML = `<h1>Share of neurons per layer</h1><table class="heat" id="heatmap"><thead><tr><th></th>${head}</tr></thead><tbody>${rows}</tbody></table>
-    <p class="legend">Darker = larger share (colour ~ sqrt(share)); hover for the number, click for the neurons.
+    <p class="legend">Each row is coloured relative to its own largest share (row maxima: ${h.rows.map((n, i) => `${esc(n)} ${(Math.max(...h.values[i]) * 100).toFixed(1)}%`).join(", ")}); hover for the number, click for the neurons.
     Criteria: ${Object.entries(h.criteria).map(([k, v]) => `<b>${esc(k)}</b>: ${esc(v)}`).join("; ")}</p>`;
 }
 
