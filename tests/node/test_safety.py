@@ -111,3 +111,15 @@ def test_incompatible_action_space_is_a_config_error():
         _builder("joint_position").check_action_space("ee_delta_7d")
     with pytest.raises(ConfigError, match="ee_delta"):
         _builder("ee_delta").check_action_space("joint_position_7d")
+
+
+def test_ee_action_within_the_limits_passes_bit_for_bit():
+    """A step the limits leave alone is the model's row exactly (no metres round trip: x * 0.05 /
+    0.05 != x in the last bit for many x); a longer one is scaled to exactly the step limit."""
+    limits = SafetyLimits.from_params(from_mapping({"limits.max_ee_step_m": 0.05}))
+    row = np.array([0.1, 0.23104501, 0.13142347, 0.00918198, 0.06352796, 0.03120117, 0.35355341])
+    assert (row[:3] * 0.05 / 0.05 != row[:3]).any()  # the round trip this guards against
+    assert np.array_equal(limit_ee_action(row, None, limits, 0.05), row)
+    long = row * [4.0, 4.0, 4.0, 1, 1, 1, 1]
+    out = limit_ee_action(long, None, limits, 0.05)
+    assert math.isclose(np.linalg.norm(out[:3]) * 0.05, 0.05, rel_tol=1e-12) and np.array_equal(out[3:], long[3:])

@@ -170,7 +170,9 @@ def limit_ee_action(action: np.ndarray, ee_pos_m: np.ndarray | None, limits: Saf
     """Apply the ee step limit and workspace box to a 7-D ee delta action, in the model's units.
 
     The xyz part is converted to metres with `linear_m_per_unit`, limited, and converted back;
-    rotation and gripper pass unchanged (after the finiteness check).
+    rotation and gripper pass unchanged (after the finiteness check). A step the limits leave
+    alone is returned bit for bit: converting it to metres and back would change its last bits,
+    and "the command is the model's row unless a limit acted" should hold exactly.
     """
     a = np.asarray(action, dtype=np.float64).copy()  # (7,)
     if a.shape != (7,):
@@ -178,6 +180,8 @@ def limit_ee_action(action: np.ndarray, ee_pos_m: np.ndarray | None, limits: Saf
     require_finite(a, "ee delta action")
     if linear_m_per_unit <= 0:
         return a
-    limited_m = limit_ee_translation(a[:3] * linear_m_per_unit, ee_pos_m, limits)  # (3,)
-    a[:3] = limited_m / linear_m_per_unit
+    step_m = a[:3] * linear_m_per_unit
+    limited_m = limit_ee_translation(step_m, ee_pos_m, limits)  # (3,)
+    if not np.array_equal(limited_m, step_m):
+        a[:3] = limited_m / linear_m_per_unit
     return a
