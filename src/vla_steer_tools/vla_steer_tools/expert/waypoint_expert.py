@@ -140,8 +140,10 @@ class WaypointExpert:
                 return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")
             if self._object_placed(s):
                 return self._out(s, s.ee_pos + [0, 0, 0.1], GRIPPER_OPEN, "retreat")
-            # closed on nothing (or let go in the wrong place): open, and back up a little
-            return self._out(s, s.ee_pos + [0, 0, 0.03], GRIPPER_OPEN, "reopen")
+            # closed on nothing (or let go in the wrong place): open, and back up a little — never
+            # above the hover height, or a hand that takes many steps to open climbs away
+            up = min(s.ee_pos[2] + 0.03, max(s.ee_pos[2], grasp[2] + self.geometry.hover_m))
+            return self._out(s, np.array([s.ee_pos[0], s.ee_pos[1], up]), GRIPPER_OPEN, "reopen")
         if self._object_placed(s):
             return self._out(s, s.ee_pos + [0, 0, 0.1], GRIPPER_OPEN, "retreat")
         return self._approach(s, grasp)
@@ -186,9 +188,13 @@ class WaypointExpert:
 
     # -- state tests -------------------------------------------------------------------------
     def _in_hand(self, s: ExpertState) -> bool:
-        """Fingers partly closed around the object: it sits between them, close to the hand."""
-        rel = np.asarray(s.object_pos) + np.asarray(self.geometry.grasp_offset_m) - np.asarray(s.ee_pos)
-        between = np.linalg.norm(rel[:2]) < 0.03 and abs(rel[2]) < 0.04
+        """Fingers partly closed around the object: it sits between them, close to the hand.
+        A grasp held off the body (a bowl by its rim) lets the body swing about the fingers, so
+        the body's expected position is only known to within the offset's length."""
+        offset = np.asarray(self.geometry.grasp_offset_m)
+        slack = float(np.linalg.norm(offset))
+        rel = np.asarray(s.object_pos) + offset - np.asarray(s.ee_pos)
+        between = np.linalg.norm(rel[:2]) < 0.03 + slack and abs(rel[2]) < 0.04 + slack
         return bool(between and self.geometry.min_hold_opening_m < s.opening_m < FINGERS_OPEN_M - 0.008)
 
     def _object_placed(self, s: ExpertState) -> bool:
