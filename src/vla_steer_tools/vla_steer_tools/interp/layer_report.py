@@ -112,10 +112,12 @@ def _side_flags(ids: torch.Tensor, masks: dict[str, torch.Tensor], stems: torch.
     out: dict[str, torch.Tensor] = {}
     win = ids[:, :window]  # (n, w)
     for name, mask in masks.items():
-        out[name] = mask[ids].sum(1) >= mins[name]  # (n,)
+        out[f"n:{name}"] = mask[ids].sum(1)  # (n,) matching tokens, for picking examples
+        out[name] = out[f"n:{name}"] >= mins[name]  # (n,)
         out[f"meaningful:{name}"] = mask[win].sum(1) >= need
     out["meaningful:word"] = _max_run(stems[win]) >= need
     out["meaningful"] = torch.stack([v for k, v in out.items() if k.startswith("meaningful:")]).any(0)
+    out["side"] = torch.zeros_like(out["meaningful"], dtype=torch.int64)  # filled in by the caller
     return out
 
 
@@ -140,7 +142,8 @@ def layer_report(proj: Projection, categories: TokenCategories | None = None,
     pairs = [(c, layer) for c in proj.components for layer in proj.layers(c)]
     for comp, layer in tqdm(pairs, desc="layer report", unit="layer", disable=len(pairs) < 4):
         per_side = [_side_flags(proj.get(comp, layer, f"{s}_ids").long(), masks, stems, mins, window, need) for s in sides]
-        f = {key: torch.stack([p[key] for p in per_side]).any(0) for key in per_side[0]}
+        f = {key: torch.stack([p[key] for p in per_side]).amax(0) if key.startswith("n:")
+             else torch.stack([p[key] for p in per_side]).any(0) for key in per_side[0] if key != "side"}
         flags[(comp, layer)] = f
         n = int(f["meaningful"].numel())
 
@@ -170,17 +173,20 @@ def layer_report(proj: Projection, categories: TokenCategories | None = None,
 
 
 def examples(proj: Projection, report: LayerReport, criterion: str, n: int = 3) -> list[tuple[str, int, int, list[str]]]:
-    """Up to n (component, layer, neuron, top tokens) meeting `criterion`, spread over the layers."""
+    """Up to n (component, layer, neuron, tokens) meeting `criterion`: the neuron with the most
+    matching tokens in each layer, from the n layers where that neuron is strongest."""
     found = []
     for (comp, layer), f in report.flags.items():
-        hits = torch.nonzero(f[criterion]).flatten().tolist()
-        if hits:
-            ids = proj.get(comp, layer, "top_ids")[hits[0]].tolist()
-            found.append((comp, layer, hits[0], [proj.vocab[i] for i in ids]))
-    if len(found) <= n:
-        return found
-    step = (len(found) - 1) / (n - 1) if n > 1 else 0
-    return [found[round(i * step)] for i in range(n)]
+        hits = torch.nonzero(f[criterion]).flatten()
+        if hits.numel():
+            counts = f[f"n:{criterion}"][hits]
+            best = int(hits[int(counts.argmax())])
+            toks = [proj.vocab[i] for i in proj.get(comp, layer, "top_ids")[best].tolist()[:6]]
+            if report.criteria["sides"] == "both":  # the matches may be on either side: show both
+                toks += ["| bottom:"] + [proj.vocab[i] for i in proj.get(comp, layer, "bottom_ids")[best].tolist()[:6]]
+            found.append((int(counts.max()), comp, layer, best, toks))
+    found.sort(key=lambda x: (-x[0], x[2]))
+    return sorted([x[1:] for x in found[:n]], key=lambda x: x[1])
 
 
 def format_markdown(proj: Projection, report: LayerReport, figures: Sequence[str] = ()) -> str:
@@ -205,14 +211,14 @@ def format_markdown(proj: Projection, report: LayerReport, figures: Sequence[str
     for r in report.rows:
         vals = [r.action, *(r.categories[c] for c in cats), r.meaningful]
         lines.append(f"| {r.component} | {r.layer} | {r.n_neurons} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
-    lines += ["", "## Examples (first matching neuron of evenly spaced layers; top tokens)", ""]
+    lines += ["", "## Examples (the strongest neuron of the layers where it is strongest; its matching side's tokens)", ""]
     for crit in [ACTION, *cats]:
         ex = examples(proj, report, crit)
         if not ex:
             lines.append(f"- **{crit}**: no neuron")
             continue
         lines.append(f"- **{crit}**: " + "; ".join(
-            f"{c}/L{layer}/N{n}: " + ", ".join(repr(t) for t in toks[:6]) for c, layer, n, toks in ex))
+            f"{c}/L{layer}/N{n}: " + ", ".join(t if t == "| bottom:" else repr(t) for t in toks) for c, layer, n, toks in ex))
     return "\n".join(lines) + "\n"
 
 
