@@ -44,6 +44,13 @@ DEFAULT_FAMILY = "minivla"
 DEFAULT_MODEL = "vla-steer/minivla-libero-object"
 
 
+#: The before/after table compares two phases of one episode; say so wherever it is printed.
+PHASE_CAVEAT = ("note: 'before' and 'after' are different phases of the task (e.g. approach vs carry), so the "
+                "table shows what the arm did, not the steering effect alone; the controlled measurement (same "
+                "placements, unsteered baseline, matched random neurons) is `vla-steer study`, "
+                "docs/steering-study/report.md")
+
+
 def ensure_direction(policy: Policy, concept: str, size: int, out_dir: Path, library_dirs: list[str]) -> Path:
     """A direction file named `concept` for this model: from the library if one fits, else found
     now by projecting the model's value vectors and clustering around the concept word."""
@@ -153,7 +160,8 @@ def run_demo(args: argparse.Namespace) -> int:
         data["episode"] = e
         (out / "report.json").write_text(json.dumps(data, indent=2, default=float))
         with open(out / "report.txt", "a") as fh:
-            fh.write(f"task: {verdict} after {e['steps']} steps\n")
+            fh.write(f"task: {verdict} after {e['steps']} steps\n{PHASE_CAVEAT}\n")
+        print(f"[demo] {PHASE_CAVEAT}")
     print(f"[demo] bag: {out / 'bag'}   report: {out / 'report.txt'}   figure: {out / 'trajectory.png'}")
     return 0
 
