@@ -72,7 +72,11 @@ class Telemetry:
 
 
 class NeuronIndex:
-    """Everything the browser shows, computed once on load from one projection directory."""
+    """Everything the browser shows, computed once on load from one projection directory.
+
+    Its layer report judges both sides (`sides="both"`), unlike the `report layers` default: a
+    neuron page should show "speed" for SmolLM2's 25/1187, whose speed words are its bottom
+    tokens; the page's sign says which side carries the pattern."""
 
     def __init__(self, proj: Projection, categories: TokenCategories | None = None,
                  telemetry: Telemetry | None = None, report_options: LayerReportOptions = LayerReportOptions(sides="both")) -> None:
