@@ -124,10 +124,10 @@ def run_study(args: argparse.Namespace) -> int:
     if results:
         print(f"resuming: {len(results)} of {len(conds)} conditions already in {out / 'results.json'}")
     if args.report_only:
-        conds = [c for c in conds if c["name"] in results]
+        done = [c for c in conds if c["name"] in results]
         if "baseline" not in results:
             raise ConfigError(f"{out}: no baseline results yet; nothing to report")
-        print(write_report(out, conds, results, args, partial=len(conds)))
+        print(write_report(out, done, results, args, partial=len(done) if len(done) < len(conds) else None))
         return 0
     print(f"{len(conds)} conditions x {len(episodes)} placements, {args.max_steps} steps each -> {out}")
     for cond in conds:
@@ -226,7 +226,7 @@ def _plot(path: Path, conds, results) -> None:
                label="baseline mean")
     ax.set_xticks(range(len(conds)), [c["name"] for c in conds], rotation=70, fontsize=7)
     ax.set_ylabel("early-phase ee speed (m/s)")
-    ax.set_title("concept (blue) vs matched random controls (grey) vs adverbs (green); dot = episode", fontsize=9)
+    ax.set_title("concept (blue) vs matched random controls (grey)\nvs adverbs (green); one dot per episode", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
