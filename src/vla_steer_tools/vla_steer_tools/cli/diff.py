@@ -45,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
     weights = (_adapter(args.model_a, args), _adapter(args.model_b, args)) if args.model_a else None
     diff = diff_projections(a, b, weights, n_neurons=args.neurons)
     files = write_diff(diff, args.out)
-    gained, lost = diff.top_tokens(3, True), diff.top_tokens(3, False)
-    print(f"{diff.model_b} vs {diff.model_a}: {len(diff.compared)} layers; gained "
-          + ", ".join(f"{t.text!r} {t.z:+.1f}" for t in gained) + "; lost " + ", ".join(f"{t.text!r} {t.z:+.1f}" for t in lost))
+    gained = [t for t in diff.top_tokens(3, True) if t.z > 0]
+    lost = [t for t in diff.top_tokens(3, False) if t.z < 0]
+    changes = ("; gained " + ", ".join(f"{t.text!r} {t.z:+.1f}" for t in gained) if gained else "") + \
+        ("; lost " + ", ".join(f"{t.text!r} {t.z:+.1f}" for t in lost) if lost else "")
+    print(f"{diff.model_b} vs {diff.model_a}: {len(diff.compared)} layers" + (changes or "; no token changed its top-k presence"))
     if diff.with_weights:
         print(f"{len(diff.moved())} neurons moved (cos < 0.999) among the {len(diff.neurons)} listed")
     print("wrote " + ", ".join(str(f) for f in files))
