@@ -19,7 +19,7 @@ TASKS: Mapping[tuple[str, int], TaskGeometry] = {
     # 1.8 cm of clearance per finger), so the descent and the close tolerate a centimetre
     ("libero_object", 1): TaskGeometry("cream_cheese_1", "basket_1", grasp_offset_m=(0.0, 0.0, 0.004),
                                        hover_m=0.08, release_above_target_m=0.13, table_z_m=0.0,
-                                       min_hold_opening_m=0.02, centre_full_m=0.010, centre_none_m=0.025,
+                                       min_hold_opening_m=0.02, centre_full_m=0.008, centre_none_m=0.025,
                                        close_xy_m=0.012),
     # black bowl -> plate: the bowl is held by its rim
     ("libero_spatial", 0): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
