@@ -155,3 +155,14 @@ def skip_init() -> Iterator[None]:
 
     with no_init_weights():
         yield
+
+
+def read_lerobot_config(directory: Path) -> dict:
+    """A LeRobot checkpoint's `config.json`, with errors that name the file (Pi0 and pi0-FAST)."""
+    path = Path(directory) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"no config.json in {directory}") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc

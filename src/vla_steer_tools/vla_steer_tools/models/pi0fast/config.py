@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ...errors import ConfigError, UnknownChoiceError
+from ..pi0 import PALIGEMMA_VARIANTS
 
 CONFIG_TYPE = "pi0_fast"
 IMAGE_PREFIX = "observation.images."
@@ -27,13 +28,7 @@ HEAD_KEY = "lm_head.weight"
 #: Gemma text model + SigLIP tower per `paligemma_variant` (LeRobot's `get_gemma_config` widths;
 #: the SigLIP so400m tower is fixed). `vla_steer_tiny` is the test fixture's.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "gemma_2b": {
-        "text": dict(hidden_size=2048, num_hidden_layers=18, intermediate_size=16384, num_attention_heads=8,
-                     num_key_value_heads=1, head_dim=256, vocab_size=257152),
-        "vision": dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                       patch_size=14),
-        "projection_dim": 2048,
-    },
+    "gemma_2b": PALIGEMMA_VARIANTS["gemma_2b"],  # the same PaliGemma as Pi0's
     "gemma_300m": {
         "text": dict(hidden_size=1024, num_hidden_layers=18, intermediate_size=4096, num_attention_heads=8,
                      num_key_value_heads=1, head_dim=256, vocab_size=257152),

@@ -15,7 +15,6 @@ Missing cameras are left out the same way (LeRobot feeds a -1 image whose tokens
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from ..loading import (
     check_keys,
     default_dtype,
     read_safetensors,
+    read_lerobot_config,
     resolve_checkpoint_dir,
     resolve_device,
     resolve_dtype,
@@ -256,12 +256,7 @@ def load_pi0fast(
     if unnorm_key:
         raise ConfigError(f"unnorm_key={unnorm_key!r}: pi0-FAST checkpoints carry a single set of statistics")
     directory = resolve_checkpoint_dir(path, _HUB_FILES)
-    try:
-        lerobot = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"no config.json in {directory}") from exc
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{directory / 'config.json'} is not valid JSON: {exc}") from exc
+    lerobot = read_lerobot_config(directory)
     settings = Pi0FastSettings.from_lerobot(lerobot)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
