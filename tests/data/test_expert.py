@@ -106,3 +106,30 @@ def test_the_descent_tolerance_is_the_tasks_a_box_forgives_a_centimetre_a_rim_do
     out = bowl.act(bowl_state(bowl_grasp + [0.020, 0, bowl_geo.hover_m]))
     assert out.phase == "approach" and abs(out.action[2]) < 0.05  # recentre first, no descent
     assert bowl.act(bowl_state(bowl_grasp + [0.009, 0, 0.002])).phase != "close"
+
+
+def test_opening_fingers_never_hold_so_a_reopening_hand_keeps_opening():
+    """Fingers opening past the hold opening near the object: still reopening, not "lift" (the
+    chatter that ran spatial task 0, init state 3, out of steps), and not "close" either."""
+    ex = WaypointExpert(GEO)
+    half = np.array([0.012, -0.012])  # wider than the box's 2 cm hold opening
+    for ee in (OBJ + [0, 0, 0.01], OBJ + [0, 0, 0.05]):
+        out = ex.act(state(ee, fingers=half, vel=(0.05, -0.05)))
+        assert out.action[6] == GRIPPER_OPEN and out.phase == "reopen", ee
+    assert ex.act(state(OBJ, fingers=half, vel=(0.0, 0.0))).phase == "lift"  # the same hand at rest holds
+    assert ex.act(state(OBJ, fingers=half, vel=(-0.05, 0.05))).action[6] == GRIPPER_CLOSE  # closing: keeps closing
+
+
+def test_a_lifted_bowl_held_by_a_slipping_rim_is_still_held():
+    """The rim slipped to a 4.4 mm opening (what a hand shut on nothing measures): with the bowl
+    off the table the hand carries on; with the bowl on the table it reopens."""
+    geo = geometry_for("libero_spatial", 0)
+    ex = WaypointExpert(geo, ExpertSettings(carry_height_m=0.22))
+    slipping = np.array([0.0026, -0.0018])
+    lifted = np.array([0.0, 0.0, geo.object_rest_z_m + 0.04])
+    ee = lifted + np.asarray(geo.grasp_offset_m)
+    tgt = lifted + [0.15, 0.0, 0.0]
+    assert ex.act(state(ee, fingers=slipping, obj=lifted, tgt=tgt)).action[6] == GRIPPER_CLOSE
+    resting = lifted - [0, 0, 0.04]
+    out = ex.act(state(resting + np.asarray(geo.grasp_offset_m), fingers=slipping, obj=resting, tgt=tgt))
+    assert out.phase == "reopen" and out.action[6] == GRIPPER_OPEN

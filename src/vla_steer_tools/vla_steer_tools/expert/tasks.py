@@ -24,7 +24,7 @@ TASKS: Mapping[tuple[str, int], TaskGeometry] = {
     # black bowl -> plate: the bowl is held by its rim
     ("libero_spatial", 0): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
                                         hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
-                                        min_hold_opening_m=0.0045),
+                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899),
 }
 
 

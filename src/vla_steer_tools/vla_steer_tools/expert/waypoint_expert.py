@@ -51,6 +51,9 @@ class TaskGeometry:
         off-centre is told to stay half-way down for ever (the mini-VLA's round-0/1 failures).
     close_xy_m: the hand also closes when this well centred at the grasp height (in addition
         to the per-episode close radius).
+    object_rest_z_m: the object's body height when it stands on the table, if known. An object
+        well above it, between closed fingers, is held whatever the opening: a bowl's rim slips to
+        4.4 mm between the fingers, the opening of a hand shut on nothing (measured, init state 3).
     """
 
     object_name: str
@@ -63,6 +66,11 @@ class TaskGeometry:
     centre_full_m: float = 0.004
     centre_none_m: float = 0.016
     close_xy_m: float = 0.0
+    object_rest_z_m: float | None = None
+
+
+#: Finger opening speed (m/s, both fingers together) beyond which the fingers count as moving.
+FINGER_MOVING_M_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,11 @@ class ExpertState:
     def opening_m(self) -> float:
         return float(self.fingers[0] - self.fingers[1])
 
+    @property
+    def opening_rate_m_s(self) -> float:
+        """> 0: the fingers are opening; < 0: closing."""
+        return float(self.finger_vel[0] - self.finger_vel[1])
+
 
 @dataclass(frozen=True)
 class ExpertAction:
@@ -136,7 +149,8 @@ class WaypointExpert:
             return self._carry(s, carry_z)
         if s.opening_m < FINGERS_OPEN_M - 0.01:
             near = np.linalg.norm(s.ee_pos - grasp) < 2.5 * self.settings.close_radius_m + 0.01
-            if near and s.opening_m > FINGERS_SHUT_M and np.max(np.abs(s.finger_vel)) > 0.005:
+            closing = s.opening_rate_m_s < -FINGER_MOVING_M_S
+            if near and s.opening_m > FINGERS_SHUT_M and closing:
                 return self._out(s, s.ee_pos, GRIPPER_CLOSE, "close")
             if self._object_placed(s):
                 return self._out(s, s.ee_pos + [0, 0, 0.1], GRIPPER_OPEN, "retreat")
@@ -190,12 +204,20 @@ class WaypointExpert:
     def _in_hand(self, s: ExpertState) -> bool:
         """Fingers partly closed around the object: it sits between them, close to the hand.
         A grasp held off the body (a bowl by its rim) lets the body swing about the fingers, so
-        the body's expected position is only known to within the offset's length."""
-        offset = np.asarray(self.geometry.grasp_offset_m)
+        the body's expected position is only known to within the offset's length.
+
+        Opening fingers never hold: without this test a hand reopening near the object read as
+        holding it once the fingers passed the hold opening, closed again, and chattered between
+        "reopen" and "lift" until the episode ran out (spatial task 0, init state 3)."""
+        g = self.geometry
+        offset = np.asarray(g.grasp_offset_m)
         slack = float(np.linalg.norm(offset))
         rel = np.asarray(s.object_pos) + offset - np.asarray(s.ee_pos)
         between = np.linalg.norm(rel[:2]) < 0.03 + slack and abs(rel[2]) < 0.04 + slack
-        return bool(between and self.geometry.min_hold_opening_m < s.opening_m < FINGERS_OPEN_M - 0.008)
+        if not between or s.opening_rate_m_s > FINGER_MOVING_M_S or s.opening_m >= FINGERS_OPEN_M - 0.008:
+            return False
+        lifted = g.object_rest_z_m is not None and float(s.object_pos[2]) > g.object_rest_z_m + 0.015
+        return bool(s.opening_m > g.min_hold_opening_m or lifted)
 
     def _object_placed(self, s: ExpertState) -> bool:
         rel = np.asarray(s.object_pos) - np.asarray(s.target_pos)
