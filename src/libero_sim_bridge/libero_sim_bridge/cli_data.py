@@ -53,6 +53,8 @@ def _generate(args: argparse.Namespace) -> int:
     from .demos import GenerateOptions, generate, plan_episodes
     from .env import _benchmark
 
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: need at least 1 simulator process")
     wordings = load_wordings(args.instructions)
     tasks = parse_tasks(args.tasks, args.suite)
     texts = {(s, t): str(_benchmark(s).get_task(t).language) for s, t in tasks}

@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 from vla_steer_tools.datasets.instructions import Wordings, load_wordings
-from vla_steer_tools.datasets.lerobot_v3 import EpisodeFrames, LeRobotWriter, finalize
+from vla_steer_tools.datasets.lerobot_v3 import (EpisodeFrames, LeRobotWriter, episode_data_path, finalize,
+                                                 read_episode_meta)
 from vla_steer_tools.datasets.state import libero_state
 from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.expert.tasks import geometry_for
@@ -60,6 +61,36 @@ class GenerateOptions:
     grasp_jitter_m: float = 0.01
     settle_steps: int = 10
 
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ConfigError(f"max steps {self.max_steps} must be >= 1")
+        if not 0.0 <= self.grasp_jitter_m <= 0.03:
+            raise ConfigError(f"grasp jitter {self.grasp_jitter_m} m out of range 0..0.03")
+        if not self.cameras or any(not c for c in self.cameras):
+            raise ConfigError(f"cameras {self.cameras!r}: name at least one camera")
+
+
+#: Episode fields that must agree between a planned spec and the episode already on disk.
+RESUME_KEYS = ("suite", "task_id", "init_state", "placement_seed", "speed", "height", "noise", "seed", "instruction")
+
+
+def check_resumable(specs: Sequence[EpisodeSpec], out_dir: str | Path, opts: GenerateOptions) -> None:
+    """Refuse to resume into a dataset made from a different plan: an episode on disk whose spec
+    differs from the planned spec at its index (other tasks, init states, settings, seed, image
+    size or cameras) would silently mix two datasets under one episode numbering."""
+    root = Path(out_dir)
+    for spec in specs:
+        path = root / episode_data_path(spec.index)
+        if not path.is_file():
+            continue
+        meta = read_episode_meta(path)
+        planned = {**asdict(spec), "image_size": opts.image_size}
+        diff = [k for k in (*RESUME_KEYS, "image_size") if k in meta and meta[k] != planned[k]]
+        if diff:
+            shown = ", ".join(f"{k}: on disk {meta[k]!r}, planned {planned[k]!r}" for k in diff[:3])
+            raise ConfigError(f"{out_dir} holds episode {spec.index} of a different plan ({shown}); "
+                              "re-run with the same arguments to resume, or pick a new --out")
+
 
 def plan_episodes(tasks: Sequence[tuple[str, int]], init_states: Sequence[int | str], speeds: Sequence[str],
                   heights: Sequence[str], noise: float, noise_fraction: float, seed: int,
@@ -67,6 +98,10 @@ def plan_episodes(tasks: Sequence[tuple[str, int]], init_states: Sequence[int | 
     """The deterministic episode list. init_states: ints (fixed states) or "r<k>" (k-th random
     placement). Without `all_combos`, each (task, init state, speed) gets one height, cycling
     through `heights` (a Latin square: every speed meets every height equally often)."""
+    if noise < 0 or not np.isfinite(noise):
+        raise ConfigError(f"noise std {noise} must be a finite number >= 0 (action units)")
+    if not 0.0 <= noise_fraction <= 1.0:
+        raise ConfigError(f"noise fraction {noise_fraction} must be in 0..1")
     specs: list[EpisodeSpec] = []
     for suite, task in tasks:
         for i_pos, init in enumerate(init_states):
@@ -160,6 +195,7 @@ def generate(specs: Sequence[EpisodeSpec], out_dir: str | Path, opts: GenerateOp
     from tqdm import tqdm
 
     writer = LeRobotWriter(out_dir)
+    check_resumable(specs, out_dir, opts)
     todo = [s for s in specs if not writer.has_episode(s.index)]
     done = len(specs) - len(todo)
     if done:
