@@ -31,7 +31,9 @@ from vla_steer_tools.analysis.bags import BagWriter
 #: What the demo records: (topic, ROS type).
 DEFAULT_TOPICS: tuple[tuple[str, str], ...] = (
     ("/camera/agentview/image_raw", "sensor_msgs/msg/Image"),
+    ("/camera/wrist/image_raw", "sensor_msgs/msg/Image"),  # open-loop replay needs every camera the policy saw
     ("/joint_states", "sensor_msgs/msg/JointState"),
+    ("/gripper_state", "sensor_msgs/msg/JointState"),  # with /ee_pose: the LIBERO state the policy saw
     ("/ee_pose", "geometry_msgs/msg/PoseStamped"),
     ("/instruction", "std_msgs/msg/String"),
     ("/vla/action", "std_msgs/msg/Float64MultiArray"),

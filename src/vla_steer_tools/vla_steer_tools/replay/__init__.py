@@ -1,0 +1,1 @@
+"""Open-loop replay: a recorded bag's observations through a model under steering variants."""
