@@ -33,6 +33,7 @@ setup(
             "demo = vla_policy.demo:register",
             "eval = vla_policy.evaluate:register",
             "study = vla_policy.steering_study:register",
+            "validate = vla_policy.validate:register",
             "record = vla_policy.bag_recorder:register",
         ],
     },

@@ -118,6 +118,10 @@ class PolicyParams:
                                     "Token positions edited: all, prefill or decode; empty = the "
                                     "model family's own (pi0fast: prefill, others: all).",
                                     choices=STEERING_POSITIONS)
+    steering_require_validated: bool = _param("steering.require_validated", False,
+                                              "Refuse to steer with a direction whose provenance lacks a "
+                                              "[validation: PASS ...] stamp written by `vla-steer validate` "
+                                              "(true on a robot).", read_only=True)
     output_mode: str = _param("output.mode", "ee_delta", "What is published as the command.",
                               choices=OUTPUT_MODES, read_only=True)
     output_dry_run: bool = _param("output.dry_run", True, "Compute and publish the chunk but "

@@ -30,6 +30,7 @@ from vla_steer_tools.steering.directions import (
 )
 from vla_steer_tools.policy import SteeredPolicy
 from vla_steer_tools.steering.hooks import SteeringConfig
+from vla_steer_tools.steering.validation import refusal_reason
 
 from .conversions import msg_to_direction
 from .params import PolicyParams, from_mapping

@@ -20,6 +20,7 @@ CORE_COMMANDS: tuple[str, ...] = ("project", "concepts", "steer_text", "directio
 CORE_COMMANDS += ("bag",)  # bag maintenance (reindex)
 CORE_COMMANDS += ("report_layers", "diff", "browse")  # reading a model: layer report, projection diff, neuron browser
 CORE_COMMANDS += ("replay", "analyze")  # open-loop replay of bags, analysis of replays and runs
+CORE_COMMANDS += ("convert",)  # checkpoints of other frameworks (openpi pi0-FAST) -> LeRobot layouts
 
 #: Two-word commands that cannot be argparse sub-subcommands (`report BAG` takes a positional).
 ALIASES: dict[tuple[str, str], str] = {("report", "layers"): "report-layers"}
