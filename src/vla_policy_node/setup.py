@@ -29,7 +29,6 @@ setup(
             "steer = vla_policy.cli_ros:register_steer",
             "param = vla_policy.cli_ros:register_param",
             "lifecycle = vla_policy.cli_ros:register_lifecycle",
-            "launch = vla_policy.compose:register",
             "demo = vla_policy.demo:register",
             "eval = vla_policy.evaluate:register",
             "study = vla_policy.steering_study:register",

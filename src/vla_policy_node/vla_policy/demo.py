@@ -35,7 +35,9 @@ from vla_steer_msgs.msg import EpisodeStatus, EpisodeSummary
 
 from .bag_recorder import BagRecorder
 from .cli_ros import param_client
-from .compose import build_graph, config_dir, running
+from vla_steer_bringup.compose import build_graph
+
+from .compose import config_dir, running
 from .params import PolicyParams, model_options
 
 log = logging.getLogger(__name__)

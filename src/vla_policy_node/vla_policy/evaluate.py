@@ -37,7 +37,9 @@ from vla_steer_tools.models.registry import load_policy
 from vla_steer_msgs.msg import EpisodeSummary
 from vla_steer_msgs.srv import ResetEpisode
 
-from .compose import build_graph, config_dir, running
+from vla_steer_bringup.compose import build_graph
+
+from .compose import config_dir, running
 
 RESET_TIMEOUT_S = 120.0
 DEFAULT_MINIVLA = "vla-steer/minivla-libero-object"

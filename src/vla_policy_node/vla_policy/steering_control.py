@@ -78,6 +78,11 @@ class SteeringControl:
         """The config the `steering.*` parameters describe; ConfigError for an unknown concept."""
         directions = tuple(self._named(name, p.steering_alpha, p.steering_mode, session)
                            for name in p.steering_concepts)
+        if p.steering_enabled and p.steering_require_validated:  # every way in ends here: params and SetSteering
+            for direction in directions:
+                reason = refusal_reason(direction)
+                if reason:
+                    raise ConfigError(f"steering.require_validated: {reason}")
         return SteeringConfig(directions=directions, enabled=p.steering_enabled, position=p.steering_position)
 
     def _named(self, name: str, alpha: float, mode: str, session: Mapping[str, Direction] | None = None) -> Direction:
