@@ -140,6 +140,8 @@ def test_singular_configurations_are_refused(arm):
     (HOME, [0, 0, 0], [math.inf, 0, 0], "rotation delta has non-finite"),
     (HOME[:5], [0, 0, 0], [0, 0, 0], "joint positions has 5 values"),
     (np.r_[HOME[:2], 4.0, HOME[3:]], [0, 0, 0], [0, 0, 0], "elbow_joint at 4 rad is outside"),
+    (HOME, [0, 0, 0], [0, 4.0, 0], "rotation delta of 4 rad is more than pi"),
+    (HOME, [0, 0, 0], [0, 1e300, 1e300], "rotation delta of inf rad is more than pi"),
 ])
 def test_bad_input_is_refused_by_name(arm, q, dp, dr, why):
     with pytest.raises(KinematicsError, match=why):

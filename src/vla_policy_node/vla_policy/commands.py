@@ -6,10 +6,18 @@
 | joint_position | /forward_position_controller/commands | Float64MultiArray (rad) | joint_* |
 | ee_twist | /servo_node/delta_twist_cmds (MoveIt Servo) | TwistStamped | ee_delta_* |
 | ee_delta | vla/action | Float64MultiArray, 7 values | ee_delta_* |
+| ee_delta_ik | /scaled_joint_trajectory_controller/joint_trajectory | JointTrajectory | ee_delta_* |
 
 joint_* = joint_position_* (absolute targets) or joint_delta_* (added to the measured positions);
 joint actions beyond the commanded joints (a gripper value) are not part of a joint command.
 JointTrajectory carries one point, `time_from_start` = one control period.
+
+ee_delta_ik (needs `robot.model`): the ee step limit and workspace box apply to the delta first
+(tool pose from the measured joints by FK), the arm's IK turns it into joint targets (an
+unreachable or near-singular target is refused, so the node holds with the reason), the joint
+step is scaled down uniformly to the joint speed limit (clipping each joint alone would bend the
+tool's path), a target outside the joint box is refused rather than clipped (same reason), and the
+tool position at the final command must be in the workspace box.
 
 Every message built here, holds included, passes `gate.CommandGate` last: the numbers that go out
 are exactly the numbers the gate checked.
@@ -17,16 +25,18 @@ are exactly the numbers the gate checked.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import TwistStamped, Vector3
+from geometry_msgs.msg import Point, PoseStamped, Quaternion, TwistStamped, Vector3
 from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_steer_tools.errors import ConfigError
+from vla_steer_tools.kinematics import BASE_FRAME, JOINT_NAMES, KinematicsError
 
 from .gate import CommandGate, as_vector
 from .params import PolicyParams
@@ -38,7 +48,19 @@ OUTPUTS: dict[str, tuple[str, type]] = {
     "joint_position": ("/forward_position_controller/commands", Float64MultiArray),
     "ee_twist": ("/servo_node/delta_twist_cmds", TwistStamped),
     "ee_delta": ("vla/action", Float64MultiArray),
+    "ee_delta_ik": ("/scaled_joint_trajectory_controller/joint_trajectory", JointTrajectory),
 }
+#: Modes whose command is a joint vector (their hold is the last joint command).
+JOINT_OUTPUT_MODES = ("joint_trajectory", "joint_position", "ee_delta_ik")
+
+
+@functools.lru_cache(maxsize=None)
+def arm_kinematics(model_name: str) -> Any:
+    """The ArmKinematics of `model_name`, one per process (builders are rebuilt on every parameter
+    change; the model is not). Imported here, not at module load: pinocchio + pink take ~2 s."""
+    from vla_steer_tools.kinematics import ArmKinematics
+
+    return ArmKinematics(model_name)
 
 
 @dataclass
@@ -61,11 +83,21 @@ class CommandBuilder:
     period_s: float
     linear_m_per_unit: float = 1.0
     angular_rad_per_unit: float = 1.0
+    #: vla_steer_tools.kinematics.ArmKinematics of robot.model; None = "none" (no FK, no IK).
+    kinematics: Any = None
 
     @classmethod
     def from_params(cls, p: PolicyParams) -> CommandBuilder:
+        kinematics = arm_kinematics(p.robot_model) if p.robot_model != "none" else None
         return cls(p.output_mode, SafetyLimits.from_params(p), 1.0 / p.control_hz,
-                   p.output_ee_linear_m_per_unit, p.output_ee_angular_rad_per_unit)
+                   p.output_ee_linear_m_per_unit, p.output_ee_angular_rad_per_unit, kinematics)
+
+    def tool_pose(self, names: list[str], positions: object) -> Any | None:
+        """tool0 in base_link (kinematics.ToolPose) from a joint_states listing; None without
+        kinematics; KinematicsError when the listing lacks the arm's joints or is not finite."""
+        if self.kinematics is None:
+            return None
+        return self.kinematics.forward(self.kinematics.joint_vector(names, positions))
 
     @property
     def gate(self) -> CommandGate:
@@ -91,6 +123,8 @@ class CommandBuilder:
             return self._build(action, action_space, robot, stamp)
 
     def _build(self, action: np.ndarray, action_space: str, robot: RobotState, stamp: Time) -> Any:
+        if self.mode == "ee_delta_ik":
+            return self._ik_command(action, robot, stamp)
         if self.mode.startswith("joint"):
             target = self._joint_target(action, action_space, robot)
             checked = self.gate.check_joints(target, self._reference(robot), len(robot.joint_names))
@@ -119,7 +153,7 @@ class CommandBuilder:
         """
         if self.mode == "ee_twist":
             return TwistStamped(header=Header(stamp=stamp))
-        if not self.mode.startswith("joint") or robot.last_joint_command is None:
+        if self.mode not in JOINT_OUTPUT_MODES or robot.last_joint_command is None:
             return None
         last = robot.last_joint_command
         checked = self.gate.check_joints(last, last, len(robot.joint_names))
@@ -141,12 +175,72 @@ class CommandBuilder:
             target = robot.joint_positions + target
         return limit_joint_command(target, self._reference(robot), self.limits, self.period_s)
 
+    def _ik_command(self, action: np.ndarray, robot: RobotState, stamp: Time) -> Any:
+        """ee delta -> limits -> IK -> joint speed / box -> gate -> JointTrajectory (module docstring)."""
+        kinematics = self.kinematics
+        if kinematics is None:
+            raise UnsafeCommandError("output.mode ee_delta_ik without robot.model: no IK to run")
+        if robot.joint_positions is None:
+            raise UnsafeCommandError("no joint_states received: no tool pose to move from")
+        if sorted(robot.joint_names) != sorted(JOINT_NAMES):
+            raise UnsafeCommandError(f"ee_delta_ik commands exactly {list(JOINT_NAMES)}; the command joints are "
+                                     f"{robot.joint_names}")
+        try:
+            q_now = kinematics.joint_vector(robot.joint_names, robot.joint_positions)  # (6,) JOINT_NAMES order
+            ee_now = kinematics.forward(q_now).position_m  # (3,) base_link
+            limited = limit_ee_action(action, ee_now, self.limits, self.linear_m_per_unit)  # (7,)
+            self.gate.check_ee_delta(limited, ee_now)
+            q_ik = kinematics.solve_delta(q_now, limited[:3] * self.linear_m_per_unit,
+                                          limited[3:6] * self.angular_rad_per_unit)
+        except KinematicsError as exc:
+            raise UnsafeCommandError(f"IK refused: {exc}") from exc
+        order = [JOINT_NAMES.index(n) for n in robot.joint_names]
+        reference = self._reference(robot)
+        target = scale_joint_step(q_ik[order], reference, self.limits, self.period_s)  # (J,) command order
+        boxed = limit_joint_command(target, reference, self.limits, self.period_s)
+        if not np.allclose(boxed, target, rtol=0.0, atol=1e-9):
+            i = int(np.argmax(np.abs(boxed - target)))
+            raise UnsafeCommandError(f"IK solution puts {robot.joint_names[i]} at {target[i]:.4g} rad, outside "
+                                     "the joint limits (not clipped: that would bend the tool's path)")
+        checked = self.gate.check_joints(boxed, reference, len(robot.joint_names))
+        reached = kinematics.forward(checked[np.argsort(order)]).position_m
+        self.gate.check_ee_position(reached, slack_m=kinematics.settings.position_tolerance_m)
+        robot.last_joint_command = checked.copy()
+        return self._joint_msg(checked, robot.joint_names, stamp)
+
     def _joint_msg(self, positions: np.ndarray, names: list[str], stamp: Time) -> Any:
         if self.mode == "joint_position":
             return Float64MultiArray(data=[float(v) for v in positions])
         point = JointTrajectoryPoint(positions=[float(v) for v in positions],
                                      time_from_start=_duration(self.period_s))
         return JointTrajectory(header=Header(stamp=stamp), joint_names=list(names), points=[point])
+
+
+def tool_pose_msg(pose: Any, stamp: Time) -> PoseStamped:
+    """A kinematics.ToolPose as the PoseStamped the node publishes on ee_pose (frame base_link)."""
+    (px, py, pz), (qx, qy, qz, qw) = (float(v) for v in pose.position_m), (float(v) for v in pose.quaternion_xyzw)
+    msg = PoseStamped(header=Header(stamp=stamp, frame_id=BASE_FRAME))
+    msg.pose.position = Point(x=px, y=py, z=pz)
+    msg.pose.orientation = Quaternion(x=qx, y=qy, z=qz, w=qw)
+    return msg
+
+
+def scale_joint_step(target: np.ndarray, reference: np.ndarray | None, limits: SafetyLimits,
+                     period_s: float) -> np.ndarray:
+    """Shrink the whole step from `reference` so no joint exceeds one period at max speed.
+
+    Unlike the per-joint clip of limit_joint_command, a uniform scale keeps the step's direction in
+    joint space, so the tool still moves (to first order) along the commanded Cartesian direction.
+    """
+    max_vel = float(limits.max_joint_vel_rad_s)
+    if reference is None or not np.isfinite(max_vel):
+        return target
+    step = target - np.asarray(reference, dtype=np.float64)  # (J,)
+    largest = float(np.max(np.abs(step))) if step.size else 0.0
+    max_step = max_vel * period_s
+    if largest <= max_step:
+        return target
+    return reference + step * (max_step / largest)
 
 
 def _duration(seconds: float) -> Duration:

@@ -113,6 +113,24 @@ class CommandGate:
             raise UnsafeCommandError(f"twist has {linear.size} + {angular.size} values; expected 3 + 3")
         self._check_ee_step(linear * self._period(), ee_position_m)
 
+    def check_ee_position(self, ee_position_m: object, slack_m: float = 0.0) -> None:
+        """An end-effector position (m, (3,)) that a command will reach is inside the box.
+
+        `slack_m` admits a solver's tolerance (ee_delta_ik: the IK residual), never more."""
+        slack = float(slack_m)
+        if not (math.isfinite(slack) and 0.0 <= slack <= 0.01):
+            raise UnsafeCommandError(f"workspace slack {slack!r} m is not in [0, 0.01]")
+        lo, hi = self.limits.workspace_min_m, self.limits.workspace_max_m
+        if lo.size == 0 and hi.size == 0:
+            return
+        lo, hi = as_vector(lo, "limits.workspace_min_m"), as_vector(hi, "limits.workspace_max_m")
+        pos = as_vector(ee_position_m, "end-effector position")
+        if lo.size != 3 or hi.size != 3 or pos.size != 3:
+            raise UnsafeCommandError(f"workspace check needs 3 values each, have {lo.size} / {hi.size} / {pos.size}")
+        if np.any(pos < lo - slack - TOLERANCE) or np.any(pos > hi + slack + TOLERANCE):
+            raise UnsafeCommandError(f"end-effector position {np.round(pos, 4).tolist()} m at the command is outside "
+                                     f"the workspace box {lo.tolist()} .. {hi.tolist()}")
+
     def _check_ee_step(self, step_m: np.ndarray, ee_position_m: object | None) -> None:
         step_m = as_vector(step_m, "end-effector step")
         max_step = float(self.limits.max_ee_step_m)

@@ -24,7 +24,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from vla_steer_tools.errors import ConfigError, UnknownChoiceError
 
 #: What `output.mode` can publish, and where.
-OUTPUT_MODES: tuple[str, ...] = ("joint_trajectory", "joint_position", "ee_twist", "ee_delta")
+OUTPUT_MODES: tuple[str, ...] = ("joint_trajectory", "joint_position", "ee_twist", "ee_delta", "ee_delta_ik")
+#: Arm kinematics the node can compute (vla_steer_tools.kinematics); "none" = no tool pose, no IK.
+ROBOT_MODELS: tuple[str, ...] = ("none", "ur5", "ur5e")
 MODEL_FAMILIES: tuple[str, ...] = ("openvla", "pi0", "pi0fast", "minivla")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
@@ -122,7 +124,15 @@ class PolicyParams:
                                               "Refuse to steer with a direction whose provenance lacks a "
                                               "[validation: PASS ...] stamp written by `vla-steer validate` "
                                               "(true on a robot).", read_only=True)
-    output_mode: str = _param("output.mode", "ee_delta", "What is published as the command.",
+    robot_model: str = _param("robot.model", "none",
+                              "Arm kinematics (UR DH parameters): with ur5 or ur5e the node computes the "
+                              "tool0 pose in base_link from joint_states, publishes it on ee_pose, uses it for "
+                              "the workspace box (instead of a subscribed ee_pose) and can run output.mode "
+                              "ee_delta_ik. It must match the arm: the UR5e's base is 7 cm taller than the UR5's. "
+                              "none = no kinematics (ee_pose is subscribed).",
+                              choices=ROBOT_MODELS, read_only=True)
+    output_mode: str = _param("output.mode", "ee_delta", "What is published as the command "
+                              "(ee_delta_ik: ee deltas through the robot.model IK to a JointTrajectory).",
                               choices=OUTPUT_MODES, read_only=True)
     output_dry_run: bool = _param("output.dry_run", True, "Compute and publish the chunk but "
                                   "never the command.")
@@ -270,10 +280,24 @@ def validate(p: PolicyParams) -> None:
                "limits.joint_position_max_rad", p.limits_joint_position_max_rad, None)
     _check_box("limits.workspace_min_m", p.limits_workspace_min_m,
                "limits.workspace_max_m", p.limits_workspace_max_m, 3)
+    _check_ik_mode(p)
     n_joints = len(p.limits_joint_position_min_rad)
     if n_joints and p.output_joint_names and n_joints != len(p.output_joint_names):
         raise ConfigError(f"limits.joint_position_min_rad has {n_joints} values but output.joint_names "
                           f"has {len(p.output_joint_names)}")
+
+
+def _check_ik_mode(p: PolicyParams) -> None:
+    """ee_delta_ik needs an arm model and commands exactly that arm's six joints (any order)."""
+    if p.output_mode != "ee_delta_ik":
+        return
+    from vla_steer_tools.kinematics import JOINT_NAMES  # constants only: the solver is not imported
+
+    if p.robot_model == "none":
+        raise ConfigError("output.mode ee_delta_ik needs robot.model (ur5 or ur5e): the IK is the arm's")
+    if sorted(p.output_joint_names) != sorted(JOINT_NAMES):
+        raise ConfigError(f"output.mode ee_delta_ik commands the {p.robot_model} joints {list(JOINT_NAMES)}; "
+                          f"output.joint_names is {p.output_joint_names}")
 
 
 def model_options(p: PolicyParams) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from vla_steer_tools.steering.hooks import SteeringConfig, resolve_position
 
 from . import conversions as conv
 from .chunk_runner import ChunkRunner
-from .commands import OUTPUTS, CommandBuilder
+from .commands import OUTPUTS, CommandBuilder, tool_pose_msg
 from .echo import Throttle, clip, shorten
 from .inputs import LatestInputs
 from .params import declare, from_mapping
@@ -108,10 +108,13 @@ class PolicyNode(LifecycleNode):
         for topic, key in zip(self._p.cameras_topics, self._p.cameras_keys):
             self.create_subscription(Image, topic, self._image_cb(key), qos_profile_sensor_data)
         self.create_subscription(String, "instruction", self._on_instruction, LATCHED)
-        for msg_type, name, callback in ((JointState, "joint_states", self._on_joint_states),
-                                         (PoseStamped, "ee_pose", self._on_ee_pose),
-                                         (JointState, "gripper_state", self._on_gripper)):
+        inputs = [(JointState, "joint_states", self._on_joint_states), (JointState, "gripper_state", self._on_gripper)]
+        if self._builder.kinematics is None:  # else the node computes ee_pose itself (and publishes it)
+            inputs.append((PoseStamped, "ee_pose", self._on_ee_pose))
+        for msg_type, name, callback in inputs:
             self.create_subscription(msg_type, name, callback, qos_profile_sensor_data)
+        self._ee_pose_pub = (self.create_publisher(PoseStamped, "ee_pose", qos_profile_sensor_data)
+                             if self._builder.kinematics is not None else None)
         topic, msg_type = OUTPUTS[self._p.output_mode]
         self._cmd_pub = self.create_publisher(msg_type, topic, 10)
         self._chunk_pub = self.create_publisher(ActionChunk, "vla/action_chunk", 10)
@@ -293,7 +296,24 @@ class PolicyNode(LifecycleNode):
             self._log_input("input", f"rejected: {shorten(reason, 200)}")
 
     def _on_joint_states(self, msg: JointState) -> None:
-        self._input_rejected(self._inputs.set_joints(msg.name, msg.position, self._now()))
+        now = self._now()
+        reason = self._inputs.set_joints(msg.name, msg.position, now)
+        self._input_rejected(reason)
+        if not reason and self._ee_pose_pub is not None:
+            self._publish_tool_pose(msg, now)
+
+    def _publish_tool_pose(self, msg: JointState, now: float) -> None:
+        """With robot.model: tool0 in base_link by FK, stored as the ee pose and published on ee_pose."""
+        with self._lock:  # the kinematics' pinocchio Data is shared with the control loop
+            if self._closed:
+                return
+            try:
+                pose = self._builder.tool_pose(list(msg.name), msg.position)
+            except VlaSteerError as exc:
+                self._input_rejected(f"no tool pose from joint_states: {exc}")
+                return
+            self._input_rejected(self._inputs.set_ee_pose(pose.position_m, pose.quaternion_xyzw, now))
+            self._ee_pose_pub.publish(tool_pose_msg(pose, msg.header.stamp))
 
     def _on_gripper(self, msg: JointState) -> None:
         self._input_rejected(self._inputs.set_gripper(msg.position, self._now()))

@@ -123,6 +123,10 @@ class ArmKinematics:
         q = self._check_q(q)
         dp = _finite_vector(translation_m, "translation delta", 3)
         dr = _finite_vector(rotation_axis_angle_rad, "rotation delta", 3)
+        with np.errstate(over="ignore"):  # a norm that overflows is refused as inf
+            angle = float(np.linalg.norm(dr))
+        if angle > np.pi:  # past pi an axis-angle names the same rotation the short way round
+            raise KinematicsError(f"rotation delta of {angle:.4g} rad is more than pi")
         self._check_singularity(q, "current configuration")
         now = self.forward(q)
         target = pin.SE3(pin.exp3(dr) @ now.rotation, now.position_m + dp)
@@ -146,6 +150,8 @@ class ArmKinematics:
                 velocity = pink.solve_ik(configuration, [task], dt=1.0, solver=QP_SOLVER, limits=self._limits)
             except (pink.exceptions.PinkError, ValueError) as exc:
                 raise UnreachableTargetError(f"the IK QP has no solution ({type(exc).__name__}: {exc})") from exc
+            if not np.all(np.isfinite(velocity)):
+                raise UnreachableTargetError(f"the IK QP returned a non-finite step {velocity.tolist()}")
             configuration.integrate_inplace(velocity, 1.0)
         return np.array(configuration.q, dtype=np.float64)
 

@@ -20,10 +20,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pinocchio as pin
 
 from vla_steer_tools.errors import UnknownChoiceError
+
+if TYPE_CHECKING:  # pinocchio is imported where a model is built: the names here cost nothing to import
+    import pinocchio as pin
 
 #: ur_robot_driver's joint names, in kinematic-chain order.
 JOINT_NAMES: tuple[str, ...] = ("shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
@@ -68,6 +72,8 @@ def ur_parameters(name: str) -> URParameters:
 
 def _dh_link(d: float, a: float, alpha: float) -> pin.SE3:
     """The fixed part Tz(d) Tx(a) Rx(alpha) of one standard-DH link (the joint adds Rz(theta))."""
+    import pinocchio as pin
+
     return pin.SE3(pin.utils.rotate("x", alpha), np.array([a, 0.0, d]))
 
 
@@ -78,6 +84,8 @@ def build_model(name: str) -> pin.Model:
     fixed part of link i-1; base_link -> base is the 180-degree turn about z. Inertias are zero:
     only kinematics is asked of this model.
     """
+    import pinocchio as pin
+
     params = ur_parameters(name)
     model = pin.Model()
     model.name = params.name
