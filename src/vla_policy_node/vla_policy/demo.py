@@ -219,7 +219,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="LIBERO episode + policy + live steering, recorded and reported (what `make demo` runs)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model-family", default=DEFAULT_FAMILY, help="policy family (minivla | openvla | pi0)")
+    p.add_argument("--model-family", default=DEFAULT_FAMILY,
+                   help="policy family (minivla | openvla | pi0 | pi0fast; `vla-steer fixtures write --family "
+                   "pi0fast` writes a tiny pi0fast to .state/checkpoints/tiny-pi0fast)")
     p.add_argument("--model-path", default=DEFAULT_MODEL,
                    help="checkpoint dir or hub id (default: the shipped mini-VLA; .state/checkpoints/tiny-openvla "
                    "with --model-family openvla is the random-weight machinery-only fixture)")
