@@ -179,7 +179,7 @@ def test_the_node_computes_ee_pose_from_joint_states_and_sends_ik_joint_targets(
     from vla_steer_tools.types import ActionChunk
 
     from .conftest import CountingPolicy
-    from .test_policy_node_logic import Recorder, _active, built, step
+    from .test_policy_node_logic import Recorder, _active, _level, built, diag, step
 
     policy = CountingPolicy()
     policy.infer = lambda obs: (policy.calls.append(obs),
@@ -211,3 +211,13 @@ def test_the_node_computes_ee_pose_from_joint_states_and_sends_ik_joint_targets(
         step(node)
         assert len(node._ee_pose_pub.msgs) == 1  # no pose from a faulty reading
         assert list(node._cmd_pub.msgs[-1].points[0].positions) == list(cmd.points[0].positions)  # the hold
+        wrist_aligned = HOME.copy()
+        wrist_aligned[4] = 0.0
+        sent = len(node._cmd_pub.msgs)
+        for _ in range(3):
+            feed(wrist_aligned)
+            step(node)
+        level, message = diag(node)
+        assert level == _level("WARN") and "IK refused" in message and "singularity" in message
+        for msg in node._cmd_pub.msgs[sent:]:  # only holds: the last command that passed the gate
+            assert list(msg.points[0].positions) == list(cmd.points[0].positions)

@@ -113,7 +113,7 @@ class PolicyNode(LifecycleNode):
             inputs.append((PoseStamped, "ee_pose", self._on_ee_pose))
         for msg_type, name, callback in inputs:
             self.create_subscription(msg_type, name, callback, qos_profile_sensor_data)
-        self._ee_pose_pub = (self.create_publisher(PoseStamped, "ee_pose", qos_profile_sensor_data)
+        self._ee_pose_pub = (self.create_publisher(PoseStamped, "ee_pose", 10)  # reliable: matches any subscriber
                              if self._builder.kinematics is not None else None)
         topic, msg_type = OUTPUTS[self._p.output_mode]
         self._cmd_pub = self.create_publisher(msg_type, topic, 10)
