@@ -52,7 +52,7 @@ class IKSettings:
     position_tolerance_m: float = 1e-4
     rotation_tolerance_rad: float = 1e-3
     #: Smallest singular value of the 6x6 tool Jacobian (base_link-aligned, m/rad and rad/rad).
-    #: The UR5e home pose [0, -pi/2, pi/2, -pi/2, -pi/2, 0] has about 0.10; a wrist or elbow
+    #: The home pose [0, -pi/2, pi/2, -pi/2, -pi/2, 0] has 0.22 (UR5 and UR5e); a wrist or elbow
     #: singularity has 0.
     min_singular_value: float = 0.01
     max_iterations: int = 60
