@@ -234,6 +234,7 @@ def test_cli_writes_the_lerobot_layout(converted, capsys):
                                               "observation.images.wrist_0_rgb"]
     record = json.loads((converted / "openpi_conversion.json").read_text())
     assert record["asset_id"] == "ur5e" and record["stored_dtypes"] == ["bfloat16", "float32"]
+    assert record["prompt_format"] == "openpi"
 
 
 def test_a_marked_openpi_value_lands_in_the_right_torch_weight(policy, tree):
@@ -283,6 +284,64 @@ def test_converted_policy_decodes_deterministically(policy):
     pixels, ids = policy.prepare(obs)
     first, second = policy.generate(pixels, ids), policy.generate(pixels, ids)
     assert first == second and 1 <= len(first) <= 12  # random weights: a full-length run or an early marker
+
+
+def test_openpi_prompt_and_normaliser_conventions(policy, tokenizer_dirs):
+    """openpi's FASTTokenizer.tokenize: lower-cased task, `_` -> space, <bos> + prefix only (no second
+    <bos>); Normalize: (x - q01) / (q99 - q01 + 1e-6) * 2 - 1, the inverse for actions."""
+    from transformers import AutoTokenizer
+
+    from vla_steer_tools.types import Observation
+
+    assert policy.settings.prompt_format == "openpi"
+    state = np.array([-1.2, -0.5, 0.0, 0.25, 0.5, 0.9, 1.2, 1.6], np.float32)
+    image = np.zeros((56, 56, 3), np.uint8)
+    _, ids = policy.prepare(Observation(images={"base_0_rgb": image}, instruction=" Pick_Up the BOWL ", state=state))
+    q01, q99 = STATE_Q01.astype(np.float32), STATE_Q99.astype(np.float32)
+    normalized = (state - q01) / (q99 - q01 + np.float32(1e-6)) * 2 - 1
+    bins = np.digitize(normalized, bins=np.linspace(-1, 1, 257)[:-1]) - 1
+    text = f"Task: pick up the bowl, State: {' '.join(map(str, bins))};\n"
+    assert ids[0].tolist() == AutoTokenizer.from_pretrained(str(tokenizer_dirs[0]))(text).input_ids
+    x = np.linspace(-1, 1, ACTION_DIM, dtype=np.float32)
+    lo, hi = -np.arange(1, 8, dtype=np.float32) / 10, np.arange(1, 8, dtype=np.float32) / 5
+    np.testing.assert_allclose(policy.action_norm.unnormalize(x), (x + 1) / 2 * (hi - lo + np.float32(1e-6)) + lo,
+                               rtol=1e-6)
+
+
+def _openpi_decode(policy, pixels, ids, skip: int):
+    """openpi's sample_actions without a cache: prefix (bidirectional) at positions 0..n-1, the
+    k-th generated token at n + skip + k (openpi: skip 1), causal over the generated tokens."""
+    model, lm = policy.model, policy.model.model.language_model
+    with torch.no_grad():
+        image = model.model.get_image_features(pixels).pooler_output.reshape(1, -1, lm.config.hidden_size)
+        prefix = torch.cat([image, lm.embed_tokens(ids)], dim=1)
+        n, tokens, logits = prefix.shape[1], [], []
+        for _ in range(policy.max_decoding_steps):
+            seq = torch.cat([prefix, lm.embed_tokens(torch.tensor([tokens]))], 1) if tokens else prefix
+            total = seq.shape[1]
+            allowed = torch.ones(total, total, dtype=torch.bool).tril()
+            allowed[:, :n] = True
+            allowed[:n, n:] = False
+            mask = torch.zeros(1, 1, total, total).masked_fill(~allowed, torch.finfo().min)
+            positions = torch.cat([torch.arange(n), n + skip + torch.arange(len(tokens))])[None]
+            out = lm(inputs_embeds=seq, attention_mask=mask, position_ids=positions).last_hidden_state
+            logits.append(model.lm_head(out[0, -1]))
+            tokens.append(int(logits[-1].argmax()))
+            if tokens[-1] == policy.vocab.end_id:
+                break
+    return tokens, logits
+
+
+def test_openpi_decode_positions_skip_one_like_openpi(policy):
+    from vla_steer_tools.fixtures.tiny_checkpoints import tiny_observation
+
+    obs = tiny_observation(seed=4, instruction="put the mug on the plate", state=np.zeros(8, np.float32),
+                           cameras=("base_0_rgb", "wrist_0_rgb"), size=64)
+    pixels, ids = policy.prepare(obs)
+    expected, logits = _openpi_decode(policy, pixels, ids, skip=1)
+    assert policy.generate(pixels, ids) == expected
+    _, contiguous = _openpi_decode(policy, pixels, ids, skip=0)  # LeRobot's positions: the test can tell
+    assert not torch.allclose(contiguous[1], logits[1], atol=1e-4)
 
 
 def test_plain_tree_missing_and_unexpected_keys_are_named(tree, tmp_path):

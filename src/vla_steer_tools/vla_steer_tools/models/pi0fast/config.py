@@ -45,6 +45,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
 }
 _NORM_MODES = ("IDENTITY", "MEAN_STD", "MIN_MAX", "QUANTILES", "QUANTILE10")
+#: Whose inference conventions a checkpoint follows. "lerobot": LeRobot's pi0_fast (task as given,
+#: a second <bos> after the prompt, contiguous positions, LeRobot's normaliser formulas).
+#: "openpi": a model trained by openpi (`vla-steer convert openpi-pi0fast` records it in
+#: OPENPI_RECORD): openpi's FASTTokenizer lower-cases the task and puts no <bos> between prompt
+#: and "Action: "; its `sample_actions` gives the first generated token position prefill_len + 1
+#: (one position skipped); its quantile / z-score formulas add 1e-6 to the range / std.
+PROMPT_FORMATS = ("lerobot", "openpi")
+OPENPI_RECORD = "openpi_conversion.json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Pi0FastSettings:
     text_tokenizer_name: str
     action_tokenizer_name: str
     norm_modes: Mapping[str, str] = field(default_factory=dict)
+    prompt_format: str = "lerobot"
 
     @classmethod
     def from_lerobot(cls, cfg: Mapping[str, Any]) -> "Pi0FastSettings":

@@ -6,7 +6,9 @@ tree (`<ckpt>/params/`) plus the dataset statistics openpi trained with
 (`<ckpt>/assets/<asset_id>/norm_stats.json`). Written here: `model.safetensors` (transformers
 PaliGemma names under LeRobot's prefix, see `openpi_params`), `config.json` (type pi0_fast),
 LeRobot's pre/post-processor pipelines with the statistics as `observation.state.*` / `action.*`,
-and `openpi_conversion.json` saying where it all came from.
+and `openpi_conversion.json` saying where it all came from and that the weights expect openpi's
+prompt conventions (`config.PROMPT_FORMATS`: no second <bos>, lower-cased task, openpi's decode
+positions and normaliser), which `load_pi0fast` then follows.
 
 What the checkpoint does not hold is asked for: the action horizon and action dim the model was
 trained with (openpi keeps them in its Python train config, e.g. pi0_fast_libero: 10 x 7,
@@ -28,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...errors import CheckpointError, ConfigError, UnknownChoiceError
-from .config import IMAGE_PREFIX, STATE_KEY, ACTION_KEY, to_lerobot_key
+from .config import ACTION_KEY, IMAGE_PREFIX, OPENPI_RECORD, STATE_KEY, to_lerobot_key
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ DTYPES = ("keep", "float32", "bfloat16")
 _FEATURES = {"state": STATE_KEY, "actions": ACTION_KEY}
 _PRE_STATE = "policy_preprocessor_step_3_normalizer_processor.safetensors"
 _POST_STATE = "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
-PROVENANCE_FILE = "openpi_conversion.json"
+PROVENANCE_FILE = OPENPI_RECORD  # also tells the loader to run openpi's prompt conventions
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def convert_openpi_pi0fast(src: str | os.PathLike, dst: str | os.PathLike, optio
     variant, image_size = infer_shape(flat, str(src / "params"))
     config = lerobot_config(variant, image_size, state_dim, options)
     check_against_model(weights, config, str(src / "params"))
-    record = {"source": str(src.resolve()), "asset_id": asset_id, "paligemma_variant": variant,
+    record = {"source": str(src.resolve()), "prompt_format": "openpi", "asset_id": asset_id, "paligemma_variant": variant,
               "image_size": image_size, "state_dim": state_dim, "action_dim": options.action_dim,
               "chunk_size": options.chunk_size, "normalization": options.normalization,
               "stored_dtypes": sorted({v.dtype.name for v in flat.values()}), "dtype": options.dtype,

@@ -7,6 +7,8 @@ bidirectional mask (the prefix of a prefix-LM; there is no padding here, so noth
 then one forward per generated token against the cache. The steering core's `prefill` position
 policy therefore edits exactly the prompt pass, the paper's pi0-FAST setting; it is this
 family's default (`DEFAULT_POSITION`, also in `adapter.extra["default_position"]`).
+A checkpoint converted from openpi runs openpi's conventions instead (config.PROMPT_FORMATS):
+no second <bos>, the task lower-cased, decode positions from prefill_len + 1, openpi's normaliser.
 
 LeRobot pads the prompt to `tokenizer_max_length` and masks the padding out of attention and of
 the position ids; leaving the padding out gives the same positions and the same attended keys.
@@ -15,6 +17,8 @@ Missing cameras are left out the same way (LeRobot feeds a -1 image whose tokens
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
@@ -45,8 +49,8 @@ from ..loading import (
 from ..pi0 import read_statistics, resize_with_pad
 from . import fast_tokenizer as fast
 from .config import (
-    ACTION_KEY, EMBED_KEY, HEAD_KEY, IMAGE_PREFIX, STATE_KEY, Pi0FastSettings, from_lerobot_key,
-    paligemma_config, to_lerobot_key,
+    ACTION_KEY, EMBED_KEY, HEAD_KEY, IMAGE_PREFIX, OPENPI_RECORD, PROMPT_FORMATS, STATE_KEY, Pi0FastSettings,
+    from_lerobot_key, paligemma_config, to_lerobot_key,
 )
 from .normalize import FeatureNormalizer, feature_normalizer
 from .prompt import ActionVocabulary, build_prompt
@@ -132,12 +136,13 @@ class Pi0FastPolicy(Policy):
         return ActionChunk(actions=actions, action_space=self.action_space, inference_s=elapsed, model_id=self.model_id)
 
     def prepare(self, observation: Observation) -> tuple[torch.Tensor, torch.Tensor]:
-        """Observation -> (pixels (n_cams, 3, S, S) in [-1, 1], prompt ids (1, T) ending with <bos>)."""
+        """Observation -> (pixels (n_cams, 3, S, S) in [-1, 1], prompt ids (1, T); LeRobot's end with <bos>)."""
         text = check_instruction(observation.instruction)
         state = check_state(observation.state, self.settings.state_dim)
-        prompt = build_prompt(text, self.state_norm.normalize(state))
-        ids = self.tokenizer(prompt).input_ids[: self.settings.tokenizer_max_length]  # <bos> + prompt
-        ids = list(ids) + [self.tokenizer.bos_token_id]
+        prompt = build_prompt(text, self.state_norm.normalize(state), self.settings.prompt_format)
+        ids = list(self.tokenizer(prompt).input_ids[: self.settings.tokenizer_max_length])  # <bos> + prompt
+        if self.settings.prompt_format == "lerobot":
+            ids.append(self.tokenizer.bos_token_id)  # LeRobot's second <bos>; openpi has none
         device = self.adapter.device
         dtype = self.model.model.multi_modal_projector.linear.weight.dtype
         return self._images(observation).to(device=device, dtype=dtype), torch.tensor([ids], device=device)
@@ -157,10 +162,12 @@ class Pi0FastPolicy(Policy):
                  position_ids=torch.arange(length, device=embeds.device)[None], cache=cache, use_cache=True)
         token = int(self.model.lm_head(out.last_hidden_state[:, -1]).argmax(-1))
         generated = [token]
+        skip = 1 if self.settings.prompt_format == "openpi" else 0  # openpi: first decode position prefill_len + 1
         while token != self.vocab.end_id and len(generated) < self.max_decoding_steps:
             step = torch.tensor([[token]], device=embeds.device)
-            pos = length + len(generated) - 1
-            out = lm(inputs_embeds=lm.embed_tokens(step), attention_mask=_full_mask(1, pos + 1, embeds),
+            pos = length + len(generated) - 1 + skip
+            keys = length + len(generated)  # the cache after this step (positions may skip, the cache does not)
+            out = lm(inputs_embeds=lm.embed_tokens(step), attention_mask=_full_mask(1, keys, embeds),
                      position_ids=torch.tensor([[pos]], device=embeds.device), cache=cache, use_cache=True)
             token = int(self.model.lm_head(out.last_hidden_state[:, -1]).argmax(-1))
             generated.append(token)
@@ -237,6 +244,21 @@ def _fast_tokenizer(directory: Path, explicit: str | None, settings: Pi0FastSett
     return fast.FastTokenizer.from_dir(found)
 
 
+def prompt_format_of(directory: Path) -> str:
+    """"openpi" for a checkpoint `vla-steer convert openpi-pi0fast` wrote (its OPENPI_RECORD says
+    so), else "lerobot": the conventions the weights were trained with (config.PROMPT_FORMATS)."""
+    record = directory / OPENPI_RECORD
+    if not record.is_file():
+        return "lerobot"
+    try:
+        fmt = json.loads(record.read_text(encoding="utf-8")).get("prompt_format", "openpi")
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{record} is not valid JSON: {exc}") from exc
+    if fmt not in PROMPT_FORMATS:
+        raise CheckpointError(f"{record}: prompt_format {fmt!r} is not one of {list(PROMPT_FORMATS)}")
+    return fmt
+
+
 def load_pi0fast(
     path: str | os.PathLike,
     device: str = "auto",
@@ -257,13 +279,14 @@ def load_pi0fast(
         raise ConfigError(f"unnorm_key={unnorm_key!r}: pi0-FAST checkpoints carry a single set of statistics")
     directory = resolve_checkpoint_dir(path, _HUB_FILES)
     lerobot = read_lerobot_config(directory)
-    settings = Pi0FastSettings.from_lerobot(lerobot)
+    settings = dataclasses.replace(Pi0FastSettings.from_lerobot(lerobot), prompt_format=prompt_format_of(directory))
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     weights = convert_lerobot_state(read_safetensors(safetensors_files(directory), dt), str(directory))
     stats = read_statistics(directory, {})
-    state_norm = feature_normalizer(settings.norm_modes["STATE"], STATE_KEY, stats, directory)
-    action_norm = feature_normalizer(settings.norm_modes["ACTION"], ACTION_KEY, stats, directory)
+    openpi = settings.prompt_format == "openpi"
+    state_norm = feature_normalizer(settings.norm_modes["STATE"], STATE_KEY, stats, directory, openpi=openpi)
+    action_norm = feature_normalizer(settings.norm_modes["ACTION"], ACTION_KEY, stats, directory, openpi=openpi)
     with torch.device(dev), default_dtype(dt), skip_init():
         model = PaliGemmaForConditionalGeneration(paligemma_config(settings))
     try:

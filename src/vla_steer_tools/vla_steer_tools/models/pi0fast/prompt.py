@@ -30,8 +30,13 @@ def discretize_state(normalized: np.ndarray) -> np.ndarray:
     return np.digitize(np.asarray(normalized, dtype=np.float64), bins=bins) - 1
 
 
-def build_prompt(task: str, normalized_state: np.ndarray) -> str:
-    cleaned = task.strip().replace("_", " ").replace("\n", " ")
+def build_prompt(task: str, normalized_state: np.ndarray, prompt_format: str = "lerobot") -> str:
+    """LeRobot's prompt; `prompt_format="openpi"`: openpi's FASTTokenizer cleaning (lower-cased,
+    `_` -> space, newlines kept), the same state bins and template."""
+    if prompt_format == "openpi":
+        cleaned = task.lower().strip().replace("_", " ")
+    else:
+        cleaned = task.strip().replace("_", " ").replace("\n", " ")
     state = " ".join(str(int(v)) for v in discretize_state(normalized_state))
     return f"Task: {cleaned}, State: {state};\n"
 
