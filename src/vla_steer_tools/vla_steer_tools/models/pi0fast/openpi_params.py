@@ -17,6 +17,7 @@ orbax/jax are imported inside `read_params_tree` only, so the rest of the packag
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +32,7 @@ _NNX_LEAF = "value"
 
 def read_params_tree(params_dir: Path) -> dict[str, np.ndarray]:
     """The orbax params item at `params_dir` as {"llm/...": ndarray} (numpy, stored dtype)."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # host arrays only; no TPU/GPU backend probing
     import jax
     import orbax.checkpoint as ocp
 
