@@ -295,8 +295,11 @@ def test_openpi_prompt_and_normaliser_conventions(policy, tokenizer_dirs):
 
     assert policy.settings.prompt_format == "openpi"
     state = np.array([-1.2, -0.5, 0.0, 0.25, 0.5, 0.9, 1.2, 1.6], np.float32)
-    image = np.zeros((56, 56, 3), np.uint8)
-    _, ids = policy.prepare(Observation(images={"base_0_rgb": image}, instruction=" Pick_Up the BOWL ", state=state))
+    image = np.full((56, 56, 3), 255, np.uint8)
+    pixels, ids = policy.prepare(Observation(images={"base_0_rgb": image}, instruction=" Pick_Up the BOWL ",
+                                             state=state))
+    assert pixels.shape == (2, 3, IMAGE, IMAGE)  # the missing wrist camera fed black, as openpi's pi0-FAST inputs
+    assert torch.all(pixels[0] == 1) and torch.all(pixels[1] == -1)
     q01, q99 = STATE_Q01.astype(np.float32), STATE_Q99.astype(np.float32)
     normalized = (state - q01) / (q99 - q01 + np.float32(1e-6)) * 2 - 1
     bins = np.digitize(normalized, bins=np.linspace(-1, 1, 257)[:-1]) - 1

@@ -34,8 +34,8 @@ from .config import ACTION_KEY, IMAGE_PREFIX, OPENPI_RECORD, STATE_KEY, to_lerob
 
 log = logging.getLogger(__name__)
 
-#: openpi's pi0-FAST camera names (Pi0FASTConfig.inputs_spec).
-OPENPI_CAMERAS = ("base_0_rgb", "base_1_rgb", "wrist_0_rgb")
+#: openpi's camera names (models/model.py IMAGE_KEYS, what its LIBERO / DROID / ALOHA inputs produce).
+OPENPI_CAMERAS = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
 #: openpi trained pi0-FAST with these tokenizers (FASTTokenizer: big_vision's PaliGemma sentencepiece).
 TEXT_TOKENIZER = "google/paligemma-3b-pt-224"
 FAST_TOKENIZER = "physical-intelligence/fast"

@@ -8,7 +8,8 @@ then one forward per generated token against the cache. The steering core's `pre
 policy therefore edits exactly the prompt pass, the paper's pi0-FAST setting; it is this
 family's default (`DEFAULT_POSITION`, also in `adapter.extra["default_position"]`).
 A checkpoint converted from openpi runs openpi's conventions instead (config.PROMPT_FORMATS):
-no second <bos>, the task lower-cased, decode positions from prefill_len + 1, openpi's normaliser.
+no second <bos>, the task lower-cased, decode positions from prefill_len + 1, openpi's normaliser,
+a missing camera fed as a black image rather than left out (openpi's pi0-FAST inputs do so).
 
 LeRobot pads the prompt to `tokenizer_max_length` and masks the padding out of attention and of
 the position ids; leaving the padding out gives the same positions and the same attended keys.
@@ -178,12 +179,21 @@ class Pi0FastPolicy(Policy):
         if not present:
             raise ObservationError(f"none of this checkpoint's cameras {self.image_keys} is in the observation "
                                    f"(it has {sorted(observation.images)})")
+        openpi = self.settings.prompt_format == "openpi"
         for key in sorted(set(self.image_keys) - set(present) - self._warned_missing):
             if not key.startswith("empty_camera_"):
-                log.warning("camera %r missing from observations: pi0fast runs without it (masked out)", key)
+                how = "a black image (openpi feeds pi0-FAST its padding cameras black and unmasked)" if openpi \
+                    else "out (masked out)"
+                log.warning("camera %r missing from observations: pi0fast runs with it left %s", key, how)
             self._warned_missing.add(key)
         size = self.settings.image_size
-        return torch.stack([resize_with_pad(check_image(k, observation.images[k]), size) for k in present])
+        if openpi:  # every camera, in the checkpoint's order, a missing one all black (-1 after scaling)
+            black = np.zeros((size, size, 3), dtype=np.uint8)
+            images = [check_image(k, observation.images[k]) if k in observation.images else black
+                      for k in self.image_keys]
+        else:
+            images = [check_image(k, observation.images[k]) for k in present]
+        return torch.stack([resize_with_pad(image, size) for image in images])
 
 
 def _full_mask(queries: int, keys: int, like: torch.Tensor) -> torch.Tensor:
