@@ -133,3 +133,23 @@ def test_a_lifted_bowl_held_by_a_slipping_rim_is_still_held():
     resting = lifted - [0, 0, 0.04]
     out = ex.act(state(resting + np.asarray(geo.grasp_offset_m), fingers=slipping, obj=resting, tgt=tgt))
     assert out.phase == "reopen" and out.action[6] == GRIPPER_OPEN
+
+
+def test_a_held_object_drifting_sideways_while_lowered_is_lowered_less_not_lifted_back():
+    """Below the carry height, 2 cm off the release point (between place_full_m and place_none_m):
+    part-way down and sideways towards it, not back up to the carry height (the lower/lift/carry
+    cycle of spatial task 0, init state 18). At the carry height the same error still means carry."""
+    ex = WaypointExpert(GEO, ExpertSettings(carry_height_m=0.22))
+    holding = np.array([0.021, -0.021])
+    release = TGT + [0, 0, GEO.release_above_target_m]
+    off = np.array([0.02, 0.0, 0.0])
+    low = release + off + [0, 0, 0.03]
+    out = ex.act(state(low, fingers=holding, obj=low))
+    assert out.phase == "lower" and out.action[0] < 0 and out.action[6] == GRIPPER_CLOSE
+    carry_z = GEO.table_z_m + 0.22
+    target_z = carry_z - (1 - (0.02 - GEO.place_full_m) / (GEO.place_none_m - GEO.place_full_m)) * (carry_z - release[2])
+    assert np.sign(out.action[2]) == np.sign(target_z - low[2])
+    high = np.array([release[0] + 0.02, release[1], carry_z])
+    assert ex.act(state(high, fingers=holding, obj=high)).phase == "carry"
+    far_low = release + [0.05, 0, 0.03]
+    assert ex.act(state(far_low, fingers=holding, obj=far_low)).phase == "lift"

@@ -28,7 +28,7 @@ from vla_steer_tools.datasets.lerobot_v3 import (EpisodeFrames, LeRobotWriter, e
 from vla_steer_tools.datasets.state import libero_state
 from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.expert.tasks import geometry_for
-from vla_steer_tools.expert.waypoint_expert import ExpertSettings, ExpertState, WaypointExpert
+from vla_steer_tools.expert.waypoint_expert import EXPERT_VERSION, ExpertSettings, ExpertState, WaypointExpert
 
 from .env import LiberoEnv, SimObservation
 
@@ -166,7 +166,8 @@ def record_episode(env: LiberoEnv, spec: EpisodeSpec, opts: GenerateOptions, wor
     meta = {**asdict(spec), "success": bool(obs.success), "steps": int(obs.step),
             "speed_value": settings.speed, "carry_height_m": settings.carry_height_m,
             "grasp_jitter_m": list(map(float, jitter)), "close_radius_m": settings.close_radius_m,
-            "image_size": opts.image_size, "source": "expert", "task_text": env.instruction}
+            "image_size": opts.image_size, "source": "expert", "task_text": env.instruction,
+            "expert_version": EXPERT_VERSION}
     return EpisodeFrames(images={c: np.stack(v) for c, v in frames.items()},
                          vectors={k: np.asarray(v, dtype=np.float32) for k, v in rec.items()},
                          task=spec.instruction, meta=meta)

@@ -30,6 +30,10 @@ from ..errors import ConfigError
 GRIPPER_OPEN, GRIPPER_CLOSE = -1.0, 1.0
 #: Finger opening (m, sum of both finger joints) of the Panda gripper fully open / fully shut.
 FINGERS_OPEN_M, FINGERS_SHUT_M = 0.078, 0.004
+#: Recorded with every demonstration: which revision of the law made it. 2 = continuous lowering
+#: once below the carry height (episodes without the key came from revision 1, which differs only
+#: where a held object drifted 1.5-3 cm off the target while being lowered).
+EXPERT_VERSION = 2
 #: OSC scale: one action unit moves the position target this far (robosuite OSC_POSE output_max).
 OSC_M_PER_UNIT = 0.05
 
@@ -51,6 +55,7 @@ class TaskGeometry:
         off-centre is told to stay half-way down for ever (the mini-VLA's round-0/1 failures).
     close_xy_m: the hand also closes when this well centred at the grasp height (in addition
         to the per-episode close radius).
+    place_full_m / place_none_m: the same law for lowering the held object over the target.
     object_rest_z_m: the object's body height when it stands on the table, if known. An object
         well above it, between closed fingers, is held whatever the opening: a bowl's rim slips to
         4.4 mm between the fingers, the opening of a hand shut on nothing (measured, init state 3).
@@ -67,6 +72,8 @@ class TaskGeometry:
     centre_none_m: float = 0.016
     close_xy_m: float = 0.0
     object_rest_z_m: float | None = None
+    place_full_m: float = 0.015
+    place_none_m: float = 0.03
 
 
 #: Finger opening speed (m/s, both fingers together) beyond which the fingers count as moving.
@@ -191,13 +198,24 @@ class WaypointExpert:
         release = np.asarray(s.target_pos) + offset + [0, 0, g.release_above_target_m]
         above = np.array([release[0], release[1], carry_z])
         xy_err = float(np.linalg.norm((above - s.ee_pos)[:2]))
-        if xy_err > 0.015:
+        # Once lowering (below the carry height), lowering is continuous in the sideways error: all
+        # the way down within place_full_m, not at all beyond place_none_m. Lifting back to the carry
+        # height at one radius made a swinging bowl cycle lower -> lift -> carry for 500 steps 1.5-2.6
+        # cm off (spatial task 0, init state 18): the height error saturated the step, so the
+        # sideways error was never corrected. Arriving at the carry height, lowering starts within
+        # place_full_m as before.
+        span = max(1e-6, g.place_none_m - g.place_full_m)
+        frac = float(np.clip(1.0 - (xy_err - g.place_full_m) / span, 0.0, 1.0))
+        if s.ee_pos[2] >= carry_z - 0.03 and xy_err > g.place_full_m:
+            frac = 0.0
+        if frac == 0.0:
             if s.ee_pos[2] < carry_z - 0.03:  # lift first (small sideways drift allowed)
                 target = np.array([s.ee_pos[0], s.ee_pos[1], carry_z])
                 return self._out(s, target, GRIPPER_CLOSE, "lift")
             return self._out(s, above, GRIPPER_CLOSE, "carry")
-        if s.ee_pos[2] > release[2] + 0.01:
-            return self._out(s, np.array([above[0], above[1], release[2]]), GRIPPER_CLOSE, "lower")
+        if frac < 1.0 or s.ee_pos[2] > release[2] + 0.01:
+            z = carry_z - frac * (carry_z - release[2])
+            return self._out(s, np.array([above[0], above[1], z]), GRIPPER_CLOSE, "lower")
         return self._out(s, s.ee_pos, GRIPPER_OPEN, "release")
 
     # -- state tests -------------------------------------------------------------------------
