@@ -69,7 +69,7 @@ create_venv() {
     local pip=(quiet_pip "$VENV/bin/python" -m pip --disable-pip-version-check -q)
     # setuptools first: torch needs >= 77.0.3, colcon-core < 80; the sdists build against it.
     "${pip[@]}" install -c "$REQ/constraints.txt" setuptools==79.0.1 wheel
-    log "installing pinned dependencies (first time: a few minutes, about 750 MB)"
+    log "installing pinned dependencies (first time: several minutes; the venv is about 4.6 GB)"
     "${pip[@]}" install -c "$REQ/constraints.txt" -r "$REQ/requirements.txt"
     "${pip[@]}" install --no-deps --no-build-isolation -c "$REQ/constraints.txt" -r "$REQ/nodeps.txt"
     patch_ros_cmake
