@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..atomic import atomic_path
+from ..replay.plots import variant_colors
 from .collect import Episode
 
 
@@ -84,11 +85,10 @@ def plot_trajectories(path: Path, sources: Mapping[str, list[Episode]], runs: Se
     if not n:
         return False
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.0), squeeze=False, constrained_layout=True)
-    cmap = matplotlib.colormaps["viridis"]
     for ax, (source, eps) in zip(axes[0], replays.items()):
-        steered = [e for e in eps if e.kind != "baseline"]
+        colors = variant_colors(["unsteered" if e.kind == "baseline" else e.condition for e in eps])
         for e in eps:
-            color = "tab:blue" if e.kind == "baseline" else cmap(0.15 + 0.8 * steered.index(e) / max(len(steered) - 1, 1))
+            color = colors["unsteered" if e.kind == "baseline" else e.condition]
             ax.plot(e.path[:, 2], color=color, lw=2 if e.kind == "baseline" else 1, label=e.condition)
         ax.set(xlabel="observation", ylabel="cumulative a_z (action units)", title=f"integrated height command: {Path(source).name}")
         ax.legend(fontsize=6)

@@ -14,14 +14,21 @@ from .action_metrics import translation_speed
 from .variants import UNSTEERED
 
 
-def _colors(names: list[str]) -> dict[str, object]:
+def variant_colors(names: list[str]) -> dict[str, object]:
+    """unsteered blue; each concept its own colour map (its first word: "fast a=8", "fast random0 a=8"),
+    darker with each further variant of it, so fast and slow stay apart in one legend."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"]
-    steered = [n for n in names if n != UNSTEERED]
+    maps = ["Oranges", "Greens", "Purples", "Reds", "Greys"]
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        if n != UNSTEERED:
+            groups.setdefault(n.split(" ")[0], []).append(n)
     out: dict[str, object] = {UNSTEERED: "tab:blue"}
-    for i, n in enumerate(steered):
-        out[n] = cmap(0.15 + 0.8 * i / max(len(steered) - 1, 1))
+    for g, (concept, members) in enumerate(groups.items()):
+        cmap = matplotlib.colormaps[maps[g % len(maps)]]
+        for i, n in enumerate(members):
+            out[n] = cmap(0.4 + 0.55 * i / max(len(members) - 1, 1))
     return out
 
 
@@ -33,7 +40,7 @@ def plot_replay(path: Path, chunks: Mapping[str, np.ndarray], recorded: np.ndarr
     import matplotlib.pyplot as plt
 
     names = list(chunks)
-    colors = _colors(names)
+    colors = variant_colors(names)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     for name in names:
         first = chunks[name][:, 0, :]
