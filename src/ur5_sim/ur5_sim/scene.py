@@ -2,8 +2,8 @@
 a few boxes and two cameras (a fixed front view and one on the wrist).
 
 Built with `mujoco.MjSpec` from the unmodified Menagerie files, so nothing is copied or edited by
-hand. One change to the robot: gravity compensation on the arm's links, which a UR's own
-controller does and the bare MJCF does not.
+hand. One change to the robot: gravity compensation on the arm's links and the gripper, which a
+UR's own controller does (with the payload set) and the bare MJCF does not.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def build_spec(image_size: int = 128) -> mujoco.MjSpec:
     spec = mujoco.MjSpec.from_file(str(ur5e_xml()))
     gripper = mujoco.MjSpec.from_file(str(robotiq_2f85_xml()))
     spec.attach(gripper, site=spec.site("attachment_site"), prefix=GRIPPER_PREFIX)
-    for name in ARM_LINKS:
-        spec.body(name).gravcomp = 1.0
+    for body in spec.bodies:  # the arm's links and the gripper it carries (added just above)
+        if body.name in ARM_LINKS or body.name.startswith(GRIPPER_PREFIX):
+            body.gravcomp = 1.0
     world = spec.worldbody
     spec.visual.global_.offwidth = spec.visual.global_.offheight = image_size  # renders cost ~ buffer
     spec.visual.quality.shadowsize = 0  # no shadow maps: 6x cheaper on a software renderer

@@ -154,10 +154,10 @@ class Ur5TwinNode(Node):
         except CommandError as exc:
             self._reject(topic, exc)
             return
-        self.applied += 1
         self._last_command_wall = time.monotonic()
         if self.params.mode == "lockstep":
             self._step(self.params.step_s)
+        self.applied += 1  # counted once its observation is out (lockstep): diagnostics never run ahead
 
     def _reject(self, topic: str, exc: Exception) -> None:
         self.rejected += 1
