@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ObservationError
 from ..policy import Policy, SteeredPolicy
 from .observations import RecordedEpisode
 from .variants import Variant
@@ -51,9 +52,15 @@ def run_variants(policy: Policy, episode: RecordedEpisode, variants: Sequence[Va
                 steered.update(variant.steering_config(position))
                 steered.reset()
                 chunks, secs = [], []
-                for obs in episode.observations:
+                for i, obs in enumerate(episode.observations):
                     obs = replace(obs, instruction=variant.instruction(obs.instruction))
-                    result = steered.infer(obs)
+                    try:
+                        result = steered.infer(obs)
+                    except ObservationError as exc:
+                        raise ObservationError(
+                            f"observation {i} of the bag, variant {variant.name!r}: {exc}; replay built the state from "
+                            f"{episode.state_source} and the cameras {dict(episode.cameras)} (see --state-source, "
+                            "--camera; `vla-steer report BAG --topics` lists what the bag holds)") from exc
                     chunks.append(result.chunk.actions)
                     secs.append(result.chunk.inference_s)
                     space, model_id = result.chunk.action_space, result.chunk.model_id
