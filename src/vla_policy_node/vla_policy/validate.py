@@ -91,7 +91,7 @@ def report(args, how: str, vs: list, stamp: str) -> str:
              f"{EXPECTED_EFFECTS[args.concept][0]} ({'higher' if EXPECTED_EFFECTS[args.concept][1] > 0 else 'lower'} "
              f"expected). {args.controls} matched random controls per alpha. Pass = intended direction AND 95% "
              "bootstrap CI excludes 0 AND beyond the controls' 95th percentile AND success kept "
-             f"(at most {100 * args.max_success_drop:.0f} points below baseline).", "",
+             f"(at most {100 * args.max_success_drop:.0f} points below baseline), at every alpha tested.", "",
              "| alpha | effect | 95% CI | controls' effects | controls' 95th pct (signed) | success base / concept | verdict |",
              "|---|---|---|---|---|---|---|"]
     for v in vs:

@@ -4,7 +4,9 @@ The verdict per alpha (`vla-steer validate`): the concept's paired effect vs the
 goes the intended way, its 95% bootstrap CI excludes zero, it exceeds the 95th percentile of the
 same effect of the matched random controls (same layers, count, signs, alpha), and success is kept
 (the concept's success rate is at most `max_success_drop` below the baseline's; open loop has no
-success, which the verdict says). The direction passes if any alpha does.
+success, which the verdict says). The direction passes only if every tested alpha does: "any alpha"
+would let one lucky alpha out of several pass by chance (with 3 controls the 95th percentile is
+nearly their maximum), and this stamp gates a robot.
 
 The verdict is written into the direction file's `provenance` text (the field that already says
 where a direction came from, and which travels with it through the node's service), as one
@@ -70,9 +72,9 @@ def alpha_verdict(alpha: float, sign: int, baseline: np.ndarray, concept: np.nda
 
 def summary_line(concept: str, verdicts: Sequence[AlphaVerdict], how: str) -> str:
     """One line for the report and the provenance stamp."""
-    passing = [v for v in verdicts if v.passed]
-    best = passing[0] if passing else max(verdicts, key=lambda v: (v.intended, v.beyond_controls, v.ci_excludes_zero))
-    word = "PASS" if passing else "FAIL"
+    failing = [v for v in verdicts if not v.passed]
+    best = failing[0] if failing else verdicts[-1]  # the first alpha that fails, else the strongest tested
+    word = "FAIL" if failing else "PASS"
     return (f"[validation: {word} {how}; {concept} at alpha {best.alpha:g}: effect {100 * best.relative:+.1f}% "
             f"(95% CI {best.ci95[0]:+.4g}..{best.ci95[1]:+.4g}), controls' 95th pct {best.control_p95:+.4g}, success "
             f"{'not measured' if best.success_kept is None else ('kept' if best.success_kept else 'lost')}]")
