@@ -81,5 +81,7 @@ def test_verdict_passes_a_planted_effect_and_fails_random_neurons():
     assert not slow_wrong_way.passed and not slow_wrong_way.intended
     lost = alpha_verdict(8, +1, base, planted, controls, {"baseline": 0.9, "concept": 0.2})
     assert not lost.passed and lost.success_kept is False
+    short = alpha_verdict(8, +1, base, planted, controls, {"baseline": 0.0, "concept": 0.0})  # too short to succeed
+    assert short.success_kept is None and "baseline never succeeded" in summary_line("fast", [short], "closed loop")
     assert summary_line("fast", [ok], "open loop").startswith("[validation: PASS open loop; fast at alpha 8")
     assert summary_line("fast", [ok, bad], "open loop").startswith("[validation: FAIL")  # every alpha must pass

@@ -101,6 +101,9 @@ def report(args, how: str, vs: list, stamp: str) -> str:
         lines.append(f"| {v.alpha:g} | {100 * v.relative:+.1f}% ({v.effect:+.4g}) | {v.ci95[0]:+.4g} .. {v.ci95[1]:+.4g} | "
                      f"{', '.join(f'{x:+.4g}' for x in v.control_effects)} | {v.control_p95:+.4g} | {succ} | "
                      f"{'PASS' if v.passed else 'FAIL: ' + ', '.join(why)} |")
+    if args.controls < 5:
+        lines += ["", f"Note: with {args.controls} controls the 95th percentile is about their maximum; use >= 5 for a "
+                  "verdict that gates a robot."]
     lines += ["", f"**Verdict**: {stamp}", ""]
     return "\n".join(lines)
 

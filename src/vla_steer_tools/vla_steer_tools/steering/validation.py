@@ -64,7 +64,9 @@ def alpha_verdict(alpha: float, sign: int, baseline: np.ndarray, concept: np.nda
     excludes = (c.ci95[0] > 0) if sign > 0 else (c.ci95[1] < 0)
     beyond = sign * c.mean_diff > p95
     sb, sc = (success or {}).get("baseline", math.nan), (success or {}).get("concept", math.nan)
-    kept = None if not (math.isfinite(sb) and math.isfinite(sc)) else bool(sc >= sb - max_success_drop)
+    # a baseline that never succeeded (episodes too short) says nothing about success: not measured
+    measured = math.isfinite(sb) and math.isfinite(sc) and sb > 0
+    kept = bool(sc >= sb - max_success_drop) if measured else None
     passed = bool(intended and excludes and beyond and kept is not False)
     return AlphaVerdict(float(alpha), c.mean_diff, c.ci95, c.relative, ctrl, p95, sb, sc, bool(intended),
                         bool(excludes), bool(beyond), kept, passed)
@@ -77,7 +79,14 @@ def summary_line(concept: str, verdicts: Sequence[AlphaVerdict], how: str) -> st
     word = "FAIL" if failing else "PASS"
     return (f"[validation: {word} {how}; {concept} at alpha {best.alpha:g}: effect {100 * best.relative:+.1f}% "
             f"(95% CI {best.ci95[0]:+.4g}..{best.ci95[1]:+.4g}), controls' 95th pct {best.control_p95:+.4g}, success "
-            f"{'not measured' if best.success_kept is None else ('kept' if best.success_kept else 'lost')}]")
+            f"{_success_word(best)}]")
+
+
+def _success_word(v: AlphaVerdict) -> str:
+    if v.success_kept is not None:
+        return "kept" if v.success_kept else "lost"
+    return "not measured (baseline never succeeded: longer episodes)" if math.isfinite(v.success_baseline) else "not measured"
+
 
 
 def mark_validation(direction: Direction, stamp: str) -> Direction:
