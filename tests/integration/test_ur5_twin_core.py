@@ -12,6 +12,8 @@ import pytest
 from ur5_sim.scene import HOME, UR_JOINTS
 from ur5_sim.trajectory import CommandError, Setpoint
 
+pytestmark = pytest.mark.slow  # builds and steps the MuJoCo scene, renders offscreen
+
 PERIOD_S = 0.1
 
 
