@@ -25,6 +25,13 @@ TASKS: Mapping[tuple[str, int], TaskGeometry] = {
     ("libero_spatial", 0): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
                                         hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
                                         min_hold_opening_m=0.0045, object_rest_z_m=0.899),
+    # the same bowl and plate elsewhere on the table: the same rim grasp
+    ("libero_spatial", 1): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
+                                        hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
+                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899),
+    ("libero_spatial", 2): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
+                                        hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
+                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899),
 }
 
 
@@ -41,6 +48,8 @@ def geometry_for(suite: str, task_id: int) -> TaskGeometry:
 TASK_TEXTS: Mapping[tuple[str, int], str] = {
     ("libero_object", 1): "pick up the cream cheese and place it in the basket",
     ("libero_spatial", 0): "pick up the black bowl between the plate and the ramekin and place it on the plate",
+    ("libero_spatial", 1): "pick up the black bowl next to the ramekin and place it on the plate",
+    ("libero_spatial", 2): "pick up the black bowl from table center and place it on the plate",
 }
 
 
