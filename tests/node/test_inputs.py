@@ -85,3 +85,24 @@ def test_an_over_long_or_empty_instruction_is_rejected_and_holds():
     assert any("instruction: rejected" in r for r in s.stale(1.0))
     assert "empty" in s.set_instruction("   ", 1.0)
     assert s.set_instruction("put it down", 2.0) == "" and not any("instruction" in r for r in s.stale(2.0))
+
+
+def test_in_lockstep_a_step_is_fresh_only_once_its_state_arrived_too():
+    """The bridge publishes a step's images before its ee_pose/gripper_state: in lockstep the
+    images alone must not start an inference on the previous step's state (replay found 6 of 17)."""
+    frame = np.zeros((2, 2, 3), np.uint8)
+    for source, feed in (("ee_pose_gripper", lambda s: (s.set_ee_pose([0, 0, 1], [0, 0, 0, 1], 0.0),
+                                                        s.set_gripper([0.02, -0.02], 0.0))),
+                         ("joint_states", lambda s: s.set_joints(["j"], [0.1], 0.0))):
+        s = _store(**{"state.source": source, "output.lockstep": True, "output.joint_names": ["j"]})
+        feed(s)
+        s.consume_fresh()  # the previous step was used
+        s.set_image("front", frame, 1.0, 0.0)
+        s.set_image("wrist", frame, 1.0, 0.0)
+        assert not s.all_fresh(), source
+        feed(s)
+        assert s.all_fresh(), source
+    realtime = _store(**{"state.source": "ee_pose_gripper"})
+    realtime.set_image("front", frame, 1.0, 0.0)
+    realtime.set_image("wrist", frame, 1.0, 0.0)
+    assert realtime.all_fresh()  # realtime: the newest state is used, as before

@@ -275,6 +275,34 @@ def test_joint_hold_is_the_last_safe_command_never_the_sensor(tmp_path):
             assert list(msg.data) == list(first.data) or np.all(np.abs(np.subtract(msg.data, first.data)) <= 0.1)
 
 
+def test_going_live_after_a_dry_run_limits_the_first_command_from_the_arm_not_the_unsent_ones(tmp_path):
+    """Dry run computes commands but sends none: the arm stays where it is. Switching to live must
+    rate-limit the first command from the measured joints; the unsent commands had walked 0.5 rad
+    towards the target, and the first live command would have jumped by that much."""
+    from rclpy.parameter import Parameter
+
+    from vla_steer_tools.types import ActionChunk
+
+    policy = CountingPolicy()
+    policy.action_space = "joint_position_7d"
+    policy.infer = lambda obs: ActionChunk(np.array([[0.15, -0.15, 0, 0, 0, 0, 0]], np.float32), "joint_position_7d")
+    params = {"output.mode": "joint_position", "output.dry_run": True, "limits.joint_position_min_rad": [-1.0, -1.0],
+              "limits.joint_position_max_rad": [1.0, 1.0], "limits.max_joint_vel_rad_s": 1.0, "control_hz": 10.0}
+    arm = (-0.5, 0.5)
+    with built(tmp_path, policy, **params) as node:
+        _active(node)
+        for _ in range(6):
+            feed(node, joints=arm)
+            step(node)
+        assert node._cmd_pub.msgs == []  # dry run: nothing sent
+        node.set_parameters([Parameter("output.dry_run", value=False)])
+        feed(node, joints=arm)
+        step(node)
+        step(node)
+        first = node._cmd_pub.msgs[0]
+        assert np.allclose(first.data, [-0.4, 0.4])  # one 0.1 rad step from where the arm is
+
+
 # ---------------------------------------------------------------- echoes (item 2)
 def test_instruction_echoes_are_truncated_and_throttled(tmp_path):
     """280 instructions in 3 s gave 266 INFO lines; a 100 kB one was accepted."""

@@ -54,6 +54,7 @@ class LatestInputs:
         self._received: dict[str, float] = {}  # camera key -> monotonic receive time
         self.instruction = ""
         self.max_instruction_chars = p.instruction_max_chars
+        self.lockstep = p.output_lockstep
 
     def reconfigure(self, p: PolicyParams) -> None:
         with self._lock:
@@ -61,6 +62,7 @@ class LatestInputs:
             self._fixed_joint_names = list(p.output_joint_names)
             self.state_source = p.state_source
             self.max_instruction_chars = p.instruction_max_chars
+            self.lockstep = p.output_lockstep
 
     def set_image(self, key: str, rgb: np.ndarray, stamp_s: float, now: float) -> None:
         with self._lock:
@@ -106,6 +108,7 @@ class LatestInputs:
                 self.robot.last_joint_command = None
             self.robot.joint_names = wanted
             self.robot.joint_positions = values
+            self._fresh.add("joint_states")
             self.watchdog.feed("joint_states", now)
         return ""
 
@@ -117,6 +120,7 @@ class LatestInputs:
         with self._lock:
             self.robot.ee_position_m = pos
             self._ee_quat = quat
+            self._fresh.add("ee_pose")
             self.watchdog.feed("ee_pose", now)
         return ""
 
@@ -127,6 +131,7 @@ class LatestInputs:
             return self._reject("gripper_state", f"non-finite positions {values.tolist()}")
         with self._lock:
             self._gripper = values
+            self._fresh.add("gripper_state")
             self.watchdog.feed("gripper_state", now)
         return ""
 
@@ -142,9 +147,20 @@ class LatestInputs:
             return self.watchdog.stale(now)
 
     def all_fresh(self) -> bool:
-        """Every camera delivered a frame since the last `consume_fresh()`."""
+        """Every camera delivered a frame since the last `consume_fresh()` and, in lockstep, so did
+        every input of the state: a simulator publishes one step's messages one after another, and
+        an inference started on the images alone took the previous step's state (6 of 17
+        inferences of a recorded LIBERO bag, found by `vla-steer replay`)."""
         with self._lock:
-            return self._fresh >= set(self.camera_keys)
+            return self._fresh >= set(self.camera_keys) | self._state_inputs()
+
+    def _state_inputs(self) -> set[str]:
+        """The inputs the state vector is built from (only these must be fresh, only in lockstep)."""
+        if not self.lockstep or self.state_source == "none":
+            return set()
+        if self.state_source == "joint_states":
+            return {"joint_states"}
+        return {"ee_pose", "gripper_state"}
 
     def consume_fresh(self) -> None:
         with self._lock:

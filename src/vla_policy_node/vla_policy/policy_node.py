@@ -301,6 +301,8 @@ class PolicyNode(LifecycleNode):
         self._input_rejected(reason)
         if not reason and self._ee_pose_pub is not None:
             self._publish_tool_pose(msg, now)
+        if not reason:
+            self._lockstep_tick()
 
     def _publish_tool_pose(self, msg: JointState, now: float) -> None:
         """With robot.model: tool0 in base_link by FK, stored as the ee pose and published on ee_pose."""
@@ -317,10 +319,17 @@ class PolicyNode(LifecycleNode):
 
     def _on_gripper(self, msg: JointState) -> None:
         self._input_rejected(self._inputs.set_gripper(msg.position, self._now()))
+        self._lockstep_tick()
 
     def _on_ee_pose(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
         self._input_rejected(self._inputs.set_ee_pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w), self._now()))
+        self._lockstep_tick()
+
+    def _lockstep_tick(self) -> None:
+        """In lockstep a state message may be the last piece of a step's observation to arrive."""
+        if self._p.output_lockstep:
+            self._tick()
 
     # ------------------------------------------------------------------ control loop
     def _tick(self, from_timer: bool = False) -> None:
@@ -354,9 +363,14 @@ class PolicyNode(LifecycleNode):
             return
         self._health.command_sent()
         self._stats["obs_to_command_s"] = round(age, 4)
-        if not self._p.output_dry_run:
-            self._cmd_pub.publish(msg)
-            self._stats["commands"] += 1
+        if self._p.output_dry_run:
+            # Nothing went out, so the arm did not follow: the next rate-limit reference stays the
+            # measured joints. Keeping the unsent command made the reference drift away from the
+            # arm, and the first live command after dry_run -> false jumped by the drift.
+            self._inputs.robot.last_joint_command = None
+            return
+        self._cmd_pub.publish(msg)
+        self._stats["commands"] += 1
 
     def _refuse(self, reason: str) -> None:
         """Nothing of this chunk is sent: drop it, hold, and say why."""
