@@ -30,7 +30,8 @@ def episode_motions(root: str | Path) -> list[tuple[dict, EpisodeMotion]]:
             table_z, hold = geo.table_z_m, geo.min_hold_opening_m
         except Exception:  # a task without an expert: heights relative to z = 0
             table_z, hold = 0.0, 0.01
-        out.append((meta, episode_motion(ep.vectors["observation.state"], fps, table_z, hold)))
+        out.append((meta, episode_motion(ep.vectors["observation.state"], fps, table_z, hold,
+                                         ep.vectors.get("privileged.object_pos"))))
     return out
 
 
