@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -66,11 +67,34 @@ def wait_result(node: Node, future: Future, timeout_s: float, what: str) -> Any:
     return future.result()
 
 
-def call_service(node: Node, srv_type: Any, name: str, request: Any, timeout_s: float) -> Any:
+#: Seconds between re-sent requests of a query (see `call_service`).
+QUERY_RETRY_S = 5.0
+
+
+def call_service(node: Node, srv_type: Any, name: str, request: Any, timeout_s: float,
+                 idempotent: bool = False) -> Any:
+    """Call `name` and wait up to `timeout_s` for the answer.
+
+    idempotent (a query such as get_state): the request is sent again every QUERY_RETRY_S until an
+    answer comes. A reply can be lost when the server answers before it has discovered the
+    client's reply reader (wait_for_service only covers the request side); CI saw
+    get_available_transitions go unanswered for 300 s right after a get_state had been answered.
+    """
     client = node.create_client(srv_type, name)
     if not client.wait_for_service(timeout_sec=timeout_s):
         raise RosCallError(f"service {name} not available after {timeout_s:g} s (is the node running?)")
-    return wait_result(node, client.call_async(request), timeout_s, name)
+    if not idempotent:
+        return wait_result(node, client.call_async(request), timeout_s, name)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        future = client.call_async(request)
+        try:
+            return wait_result(node, future, max(0.1, min(QUERY_RETRY_S, remaining)), name)
+        except RosCallError:
+            client.remove_pending_request(future)
+            if time.monotonic() >= deadline:
+                raise RosCallError(f"no answer from {name} within {timeout_s:g} s") from None
 
 
 def format_state(state: SteeringState) -> str:
@@ -254,14 +278,15 @@ def _checked_param(args: argparse.Namespace) -> int:
 def _transitions(node: Node, target: str, timeout_s: float) -> dict[str, int]:
     """Label -> id of the transitions available from the node's current state."""
     response = call_service(node, GetAvailableTransitions, f"{target}/get_available_transitions",
-                            GetAvailableTransitions.Request(), timeout_s)
+                            GetAvailableTransitions.Request(), timeout_s, idempotent=True)
     return {t.transition.label: t.transition.id for t in response.available_transitions}
 
 
 def run_lifecycle(args: argparse.Namespace) -> int:
     with cli_node() as node:
         if args.action == "get":
-            state = call_service(node, GetState, f"{args.node}/get_state", GetState.Request(), args.timeout)
+            state = call_service(node, GetState, f"{args.node}/get_state", GetState.Request(), args.timeout,
+                                 idempotent=True)
             print(f"{state.current_state.label} [{state.current_state.id}]")
             return 0
         available = _transitions(node, args.node, args.timeout)
