@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.expert.tasks import geometry_for
-from vla_steer_tools.expert.waypoint_expert import (FINGERS_OPEN_M, GRIPPER_CLOSE, GRIPPER_OPEN, DOWN_QUAT,
-                                                    ExpertSettings, ExpertState, WaypointExpert)
+from vla_steer_tools.expert.waypoint_expert import (FINGERS_OPEN_M, GRASP_CLEARANCE_M, GRIPPER_CLOSE, GRIPPER_OPEN,
+                                                    DOWN_QUAT, ExpertSettings, ExpertState, WaypointExpert,
+                                                    hand_clearance_m)
 
 GEO = geometry_for("libero_object", 1)
 OBJ = np.array([0.05, -0.10, 0.009])
@@ -153,3 +154,67 @@ def test_a_held_object_drifting_sideways_while_lowered_is_lowered_less_not_lifte
     assert ex.act(state(high, fingers=holding, obj=high)).phase == "carry"
     far_low = release + [0.05, 0, 0.03]
     assert ex.act(state(far_low, fingers=holding, obj=far_low)).phase == "lift"
+
+
+# -- grasp side chosen clear of obstacles (libero_spatial task 2: a cabinet beside the bowl) -----
+BOWL = geometry_for("libero_spatial", 2)
+BOWL_AT = np.array([-0.058, -0.014, 0.898])
+PLATE_AT = np.array([0.068, 0.187, 0.902])
+#: The cabinet's collision box as the bridge reports it in that scene (m).
+CABINET = np.array([[[-0.13, -0.43, 0.91], [0.181, -0.151, 1.128]]])
+
+
+def bowl_state(ee, obstacles=None, obj=BOWL_AT, fingers=OPEN) -> ExpertState:
+    return ExpertState(ee_pos=np.asarray(ee, float), ee_quat=DOWN_QUAT, fingers=np.asarray(fingers, float),
+                       finger_vel=np.zeros(2), object_pos=np.asarray(obj, float), target_pos=PLATE_AT,
+                       obstacles=obstacles)
+
+
+def test_hand_clearance_is_the_gap_between_the_hand_box_and_the_nearest_obstacle():
+    box = np.array([[[0.0, 0.2, 0.0], [0.1, 0.3, 0.1]]])
+    # the hand's +y side reaches 0.106 m beyond the ee site: 0.2 - 0.106 = 0.094 m of air at y = 0
+    assert hand_clearance_m(np.array([0.05, 0.0, 0.0]), box) == pytest.approx(0.094)
+    assert hand_clearance_m(np.array([0.05, 0.15, 0.0]), box) < 0  # overlapping
+    assert hand_clearance_m(np.zeros(3), np.zeros((0, 2, 3))) == float("inf")
+
+
+def test_a_bowl_next_to_a_cabinet_is_taken_by_its_far_rim_and_the_choice_needs_no_memory():
+    ex = WaypointExpert(BOWL)
+    near_rim = BOWL_AT + BOWL.grasp_offset_m
+    far_rim = BOWL_AT + BOWL.alt_grasp_offsets_m[0]
+    assert hand_clearance_m(near_rim, CABINET) < GRASP_CLEARANCE_M  # the measured stall: hand at the cabinet
+    hover = BOWL_AT + [0, 0, 0.16]
+    np.testing.assert_allclose(ex.grasp_offset(bowl_state(hover, CABINET)), BOWL.alt_grasp_offsets_m[0])
+    # without obstacle knowledge (older recordings) or with the cabinet far away: the nominal rim
+    np.testing.assert_allclose(ex.grasp_offset(bowl_state(hover)), BOWL.grasp_offset_m)
+    np.testing.assert_allclose(ex.grasp_offset(bowl_state(hover, CABINET - [0, 0.2, 0])), BOWL.grasp_offset_m)
+    # the same state gives the same choice wherever the hand is (a function of object + obstacles)
+    for ee in (near_rim + [0, 0, 0.03], far_rim + [0, 0, 0.05], hover):
+        np.testing.assert_allclose(ex.grasp_offset(bowl_state(ee, CABINET)), BOWL.alt_grasp_offsets_m[0])
+    # above the far rim it descends there, and at it it closes
+    assert ex.act(bowl_state(far_rim + [0, 0, 0.08], CABINET)).phase == "descend"
+    assert ex.act(bowl_state(far_rim + [0, 0, 0.001], CABINET)).phase == "close"
+
+
+def test_near_equal_grasps_keep_the_nominal_one():
+    ex = WaypointExpert(BOWL)
+    # a box symmetric about the bowl in y: both rims equally close to it -> no swap
+    both = np.array([[[-0.2, -0.3, 0.9], [0.2, -0.15, 1.1]], [[-0.2, 0.122, 0.9], [0.2, 0.3, 1.1]]])
+    np.testing.assert_allclose(ex.grasp_offset(bowl_state(BOWL_AT + [0, 0, 0.16], both)), BOWL.grasp_offset_m)
+
+
+def test_a_bowl_held_by_its_far_rim_is_held_and_carried_centred_over_the_plate():
+    ex = WaypointExpert(BOWL)
+    held = np.array([0.0022, -0.0022])  # 4.4 mm, the rim between the fingers
+    lifted = BOWL_AT + [0, 0, 0.08]
+    ee = lifted + BOWL.alt_grasp_offsets_m[0]
+    out = ex.act(bowl_state(ee, CABINET, obj=lifted, fingers=held))
+    assert out.phase in ("lift", "carry") and out.action[6] == GRIPPER_CLOSE
+    # over the plate: the hand goes to plate + the far-rim offset, so the bowl's body is centred
+    carry_z = BOWL.table_z_m + ExpertSettings().carry_height_m
+    over = PLATE_AT + np.asarray(BOWL.alt_grasp_offsets_m[0]) * [1, 1, 0]
+    over[2] = carry_z
+    obj_over = over - BOWL.alt_grasp_offsets_m[0]
+    out = ex.act(bowl_state(over, CABINET, obj=obj_over, fingers=held))
+    assert out.phase == "lower", out.phase
+    assert np.abs(out.action[:2]).max() < 0.05  # no sideways correction: centred

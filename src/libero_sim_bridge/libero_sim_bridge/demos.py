@@ -25,7 +25,7 @@ import numpy as np
 from vla_steer_tools.datasets.instructions import Wordings, load_wordings
 from vla_steer_tools.datasets.lerobot_v3 import (EpisodeFrames, LeRobotWriter, episode_data_path, finalize,
                                                  read_episode_meta)
-from vla_steer_tools.datasets.state import libero_state
+from vla_steer_tools.datasets.state import flat_obstacles, libero_state
 from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.expert.tasks import geometry_for
 from vla_steer_tools.expert.waypoint_expert import EXPERT_VERSION, ExpertSettings, ExpertState, WaypointExpert
@@ -127,7 +127,8 @@ def _expert_state(obs: SimObservation) -> ExpertState:
     if "object_pos" not in x:
         raise ConfigError("this LIBERO task reports no object of interest: no expert for it")
     return ExpertState(ee_pos=obs.ee_pos, ee_quat=obs.ee_quat, fingers=obs.gripper,
-                       finger_vel=x["gripper_vel"], object_pos=x["object_pos"], target_pos=x["target_pos"])
+                       finger_vel=x["gripper_vel"], object_pos=x["object_pos"], target_pos=x["target_pos"],
+                       obstacles=x.get("obstacles"))
 
 
 def record_episode(env: LiberoEnv, spec: EpisodeSpec, opts: GenerateOptions, wordings: Wordings) -> EpisodeFrames:
@@ -144,7 +145,7 @@ def record_episode(env: LiberoEnv, spec: EpisodeSpec, opts: GenerateOptions, wor
     frames: dict[str, list] = {c: [] for c in opts.cameras}
     rec: dict[str, list] = {k: [] for k in ("observation.state", "action", "action.executed", "privileged.object_pos",
                                             "privileged.target_pos", "privileged.ee_quat", "privileged.finger_vel",
-                                            "expert.phase")}
+                                            "privileged.obstacles", "expert.phase")}
     while not obs.done:
         es = _expert_state(obs)
         out = expert.act(es)
@@ -161,6 +162,7 @@ def record_episode(env: LiberoEnv, spec: EpisodeSpec, opts: GenerateOptions, wor
         rec["privileged.target_pos"].append(es.target_pos)
         rec["privileged.ee_quat"].append(es.ee_quat)
         rec["privileged.finger_vel"].append(es.finger_vel)
+        rec["privileged.obstacles"].append(flat_obstacles(es.obstacles))
         rec["expert.phase"].append([PHASES.index(out.phase)])
         obs = env.step(executed)
     meta = {**asdict(spec), "success": bool(obs.success), "steps": int(obs.step),

@@ -29,6 +29,8 @@ from typing import Any, Mapping
 import numpy as np
 from vla_steer_tools.errors import ConfigError, UnknownChoiceError, VlaSteerError
 
+from .obstacles import ObstacleBoxes
+
 LOG = logging.getLogger(__name__)
 
 #: Policy steps per episode in the LIBERO evaluation protocol (settle steps not counted).
@@ -159,6 +161,7 @@ class LiberoEnv:
         self._done = False
         self._success = False
         self._last: SimObservation | None = None
+        self._obstacles = ObstacleBoxes()
         self._check_task(suite, int(task_id), int(init_state_id))
 
     # -- public API ---------------------------------------------------------------------------
@@ -295,7 +298,8 @@ class LiberoEnv:
 
     def _privileged(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Simulator-only facts (what a scripted expert reads, never a policy): the positions of
-        the task's object of interest and target, and the finger joint speeds."""
+        the task's object of interest and target, the finger joint speeds, and the collision boxes
+        of the other bodies nearest the object (what the expert's hand must keep clear of)."""
         names = list(getattr(self._env.env, "obj_of_interest", []) or [])
         out: dict[str, Any] = {"gripper_vel": np.asarray(raw.get("robot0_gripper_qvel", np.zeros(2)),
                                                          dtype=np.float64).copy()}
@@ -303,6 +307,7 @@ class LiberoEnv:
             out["object_name"], out["target_name"] = names[0], names[1]
             out["object_pos"] = np.asarray(raw[f"{names[0]}_pos"], dtype=np.float64).copy()
             out["target_pos"] = np.asarray(raw[f"{names[1]}_pos"], dtype=np.float64).copy()
+            out["obstacles"] = self._obstacles.boxes(self._env.sim, exclude=names[:2], near=out["object_pos"])
         return out
 
 

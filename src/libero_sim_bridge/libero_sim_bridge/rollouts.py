@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from vla_steer_tools.datasets.instructions import Wordings
 from vla_steer_tools.datasets.lerobot_v3 import EpisodeFrames, LeRobotWriter, finalize
-from vla_steer_tools.datasets.state import libero_state
+from vla_steer_tools.datasets.state import OBSTACLES, flat_obstacles, libero_state
 from vla_steer_tools.policy import Policy
 from vla_steer_tools.types import Observation
 
@@ -32,7 +32,8 @@ def rollout_episode(env: LiberoEnv, policy: Policy, spec: EpisodeSpec, image_siz
     policy.reset()
     frames: dict[str, list] = {c: [] for c in cameras}
     rec: dict[str, list] = {k: [] for k in ("observation.state", "action", "privileged.object_pos",
-                                            "privileged.target_pos", "privileged.ee_quat", "privileged.finger_vel")}
+                                            "privileged.target_pos", "privileged.ee_quat", "privileged.finger_vel",
+                                            OBSTACLES)}
     queue: list[np.ndarray] = []
     while not obs.done:
         state = libero_state(obs.ee_pos, obs.ee_quat, obs.gripper)
@@ -50,6 +51,7 @@ def rollout_episode(env: LiberoEnv, policy: Policy, spec: EpisodeSpec, image_siz
         rec["privileged.target_pos"].append(es.target_pos)
         rec["privileged.ee_quat"].append(es.ee_quat)
         rec["privileged.finger_vel"].append(es.finger_vel)
+        rec[OBSTACLES].append(flat_obstacles(es.obstacles))
         obs = env.step(action)
     meta = {**spec.__dict__, "success": bool(obs.success), "steps": int(obs.step), "image_size": image_size,
             "source": "policy rollout", "task_text": env.instruction}

@@ -12,6 +12,9 @@ from typing import Mapping
 from ..errors import ConfigError
 from .waypoint_expert import TaskGeometry
 
+#: A bowl is round: its rim on the +y side is as good a grasp as on the -y side.
+BOWL_OTHER_RIM = ((0.0, 0.047, 0.04),)
+
 #: (suite, task id) -> geometry. Heights are world z (LIBERO's floor scenes sit at z = 0, the
 #: table scenes at about z = 0.90).
 TASKS: Mapping[tuple[str, int], TaskGeometry] = {
@@ -21,17 +24,20 @@ TASKS: Mapping[tuple[str, int], TaskGeometry] = {
                                        hover_m=0.08, release_above_target_m=0.13, table_z_m=0.0,
                                        min_hold_opening_m=0.02, centre_full_m=0.008, centre_none_m=0.025,
                                        close_xy_m=0.012),
-    # black bowl -> plate: the bowl is held by its rim
+    # black bowl -> plate: the bowl is held by its rim, on the -y side or (clear of obstacles) the +y side
     ("libero_spatial", 0): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
                                         hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
-                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899),
+                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899,
+                                        alt_grasp_offsets_m=BOWL_OTHER_RIM),
     # the same bowl and plate elsewhere on the table: the same rim grasp
     ("libero_spatial", 1): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
                                         hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
-                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899),
+                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899,
+                                        alt_grasp_offsets_m=BOWL_OTHER_RIM),
     ("libero_spatial", 2): TaskGeometry("akita_black_bowl_1", "plate_1", grasp_offset_m=(0.0, -0.047, 0.04),
                                         hover_m=0.08, release_above_target_m=0.08, table_z_m=0.90,
-                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899),
+                                        min_hold_opening_m=0.0045, object_rest_z_m=0.899,
+                                        alt_grasp_offsets_m=BOWL_OTHER_RIM),
 }
 
 

@@ -15,6 +15,13 @@ Two settings shape the motion and are what the instruction adverbs describe:
   * `carry_height_m`: how high above the table the object is carried between pick and place.
 A per-episode grasp jitter (`grasp_jitter_m`, `close_radius_m`) shifts the grasp point and widens
 the close condition, so "close the gripper" is demonstrated from near misses too.
+
+A symmetric object has more than one grasp (a bowl's rim on either side). The expert takes the
+nominal one unless the hand, placed there, would come close to an obstacle (the state's
+`obstacles`, axis-aligned boxes the simulator reports) while another grasp leaves it clearer: in
+libero_spatial task 2 the bowl stands 1-2 cm from a cabinet, and a bowl pushed towards it by a
+missed grasp left the hand's side pressed against the cabinet, 8 mm short of the rim, for 500 steps.
+The choice reads object and obstacle positions only, so it stays a function of the current state.
 """
 
 from __future__ import annotations
@@ -33,7 +40,14 @@ FINGERS_OPEN_M, FINGERS_SHUT_M = 0.078, 0.004
 #: Recorded with every demonstration: which revision of the law made it. 2 = continuous lowering
 #: once below the carry height (episodes without the key came from revision 1, which differs only
 #: where a held object drifted 1.5-3 cm off the target while being lowered).
-EXPERT_VERSION = 2
+EXPERT_VERSION = 3  # 3 = the grasp side is chosen clear of obstacles (alt_grasp_offsets_m)
+#: The Panda hand and open fingers' collision box relative to the end-effector site (m, world axes,
+#: hand pointing down as LIBERO holds it): measured from the union of the geoms' AABBs at a reset.
+HAND_BOX_M = ((-0.030, -0.103, -0.013), (0.039, 0.106, 0.126))
+#: Below this clearance from an obstacle the nominal grasp gives way to a clearer alternative...
+GRASP_CLEARANCE_M = 0.02
+#: ...one at least this much clearer (so near-equal grasps never swap back and forth).
+GRASP_CLEARANCE_GAIN_M = 0.01
 #: OSC scale: one action unit moves the position target this far (robosuite OSC_POSE output_max).
 OSC_M_PER_UNIT = 0.05
 
@@ -56,6 +70,8 @@ class TaskGeometry:
     close_xy_m: the hand also closes when this well centred at the grasp height (in addition
         to the per-episode close radius).
     place_full_m / place_none_m: the same law for lowering the held object over the target.
+    alt_grasp_offsets_m: other grasp points as good as grasp_offset_m by the object's symmetry
+        (a bowl's rim on the other side), taken when the nominal one puts the hand at an obstacle.
     object_rest_z_m: the object's body height when it stands on the table, if known. An object
         well above it, between closed fingers, is held whatever the opening: a bowl's rim slips to
         4.4 mm between the fingers, the opening of a hand shut on nothing (measured, init state 3).
@@ -74,6 +90,12 @@ class TaskGeometry:
     object_rest_z_m: float | None = None
     place_full_m: float = 0.015
     place_none_m: float = 0.03
+    alt_grasp_offsets_m: tuple[tuple[float, float, float], ...] = ()
+
+    @property
+    def grasp_offsets(self) -> list[np.ndarray]:
+        """The nominal grasp offset first, then the alternatives."""
+        return [np.asarray(o, dtype=np.float64) for o in (self.grasp_offset_m, *self.alt_grasp_offsets_m)]
 
 
 #: Finger opening speed (m/s, both fingers together) beyond which the fingers count as moving.
@@ -112,6 +134,8 @@ class ExpertState:
     finger_vel: np.ndarray  # (2,)
     object_pos: np.ndarray
     target_pos: np.ndarray
+    #: (N, 2, 3) world AABBs (min corner, max corner) of what the hand must not touch, or None
+    obstacles: np.ndarray | None = None
 
     @property
     def opening_m(self) -> float:
@@ -148,7 +172,7 @@ class WaypointExpert:
     # -- the policy --------------------------------------------------------------------------
     def act(self, s: ExpertState) -> ExpertAction:
         g = self.geometry
-        grasp = np.asarray(s.object_pos) + np.asarray(g.grasp_offset_m) + np.asarray(self.settings.grasp_jitter_m)
+        grasp = np.asarray(s.object_pos) + self.grasp_offset(s) + np.asarray(self.settings.grasp_jitter_m)
         carry_z = g.table_z_m + self.settings.carry_height_m
         if self._in_hand(s):
             if np.max(np.abs(s.finger_vel)) > 0.01 and s.ee_pos[2] < grasp[2] + 0.02:
@@ -194,7 +218,7 @@ class WaypointExpert:
 
     def _carry(self, s: ExpertState, carry_z: float) -> ExpertAction:
         g = self.geometry
-        offset = np.asarray(g.grasp_offset_m) * [1.0, 1.0, 0.0]  # centre the object, not the hand
+        offset = self._held_offset(s) * [1.0, 1.0, 0.0]  # centre the object, not the hand
         release = np.asarray(s.target_pos) + offset + [0, 0, g.release_above_target_m]
         above = np.array([release[0], release[1], carry_z])
         xy_err = float(np.linalg.norm((above - s.ee_pos)[:2]))
@@ -228,7 +252,7 @@ class WaypointExpert:
         holding it once the fingers passed the hold opening, closed again, and chattered between
         "reopen" and "lift" until the episode ran out (spatial task 0, init state 3)."""
         g = self.geometry
-        offset = np.asarray(g.grasp_offset_m)
+        offset = self._held_offset(s)
         slack = float(np.linalg.norm(offset))
         rel = np.asarray(s.object_pos) + offset - np.asarray(s.ee_pos)
         between = np.linalg.norm(rel[:2]) < 0.03 + slack and abs(rel[2]) < 0.04 + slack
@@ -236,6 +260,26 @@ class WaypointExpert:
             return False
         lifted = g.object_rest_z_m is not None and float(s.object_pos[2]) > g.object_rest_z_m + 0.015
         return bool(s.opening_m > g.min_hold_opening_m or lifted)
+
+    def grasp_offset(self, s: ExpertState) -> np.ndarray:
+        """Where to grasp: the nominal offset, unless the hand there would be within
+        GRASP_CLEARANCE_M of an obstacle and an alternative leaves it GRASP_CLEARANCE_GAIN_M clearer."""
+        offsets = self.geometry.grasp_offsets
+        if len(offsets) == 1 or s.obstacles is None or len(s.obstacles) == 0:
+            return offsets[0]
+        clear = [hand_clearance_m(np.asarray(s.object_pos) + o, s.obstacles) for o in offsets]
+        best = int(np.argmax(clear))
+        if clear[0] < GRASP_CLEARANCE_M and clear[best] > clear[0] + GRASP_CLEARANCE_GAIN_M:
+            return offsets[best]
+        return offsets[0]
+
+    def _held_offset(self, s: ExpertState) -> np.ndarray:
+        """The grasp offset that matches where the object is in the hand (the side it was taken by)."""
+        offsets = self.geometry.grasp_offsets
+        if len(offsets) == 1:
+            return offsets[0]
+        miss = [float(np.linalg.norm((np.asarray(s.object_pos) + o - np.asarray(s.ee_pos))[:2])) for o in offsets]
+        return offsets[int(np.argmin(miss))]
 
     def _object_placed(self, s: ExpertState) -> bool:
         rel = np.asarray(s.object_pos) - np.asarray(s.target_pos)
@@ -258,3 +302,15 @@ class WaypointExpert:
             return np.zeros(3)
         err = Rotation.from_quat(DOWN_QUAT) * Rotation.from_quat(quat_xyzw).inv()
         return np.clip(err.as_rotvec() * self.rot_gain, -self.max_rot, self.max_rot)
+
+
+def hand_clearance_m(ee_pos: np.ndarray, obstacles: np.ndarray) -> float:
+    """Smallest gap (m) between the hand's collision box placed at `ee_pos` and any obstacle box;
+    negative: they overlap by that much. obstacles: (N, 2, 3) min/max corners."""
+    boxes = np.asarray(obstacles, dtype=np.float64).reshape(-1, 2, 3)
+    if boxes.shape[0] == 0:
+        return float("inf")
+    lo = np.asarray(ee_pos, dtype=np.float64) + HAND_BOX_M[0]
+    hi = np.asarray(ee_pos, dtype=np.float64) + HAND_BOX_M[1]
+    gaps = np.maximum(boxes[:, 0, :] - hi, lo - boxes[:, 1, :])  # per axis; > 0 = separated along it
+    return float(np.min(np.max(gaps, axis=1)))
