@@ -169,21 +169,24 @@ class Observer:
             return int(twin[-1]["commands_applied"]) if twin else -1
 
     def set_params(self, node: str, **values: Any) -> None:
-        """`ros2 param set` on /<node> (names with dots as keyword `**{"output.dry_run": True}`)."""
-        from rcl_interfaces.srv import SetParameters
+        """All `values` on /<node> in one set_parameters_atomically call (names with dots as keyword
+        `**{"output.dry_run": True}`): a pair such as the workspace box's min and max is checked
+        together, as a user must set it (one at a time, the first half of a new box is refused)."""
+        from rcl_interfaces.srv import SetParametersAtomically
         from rclpy.parameter import Parameter
 
-        client = self.node.create_client(SetParameters, f"/{node}/set_parameters")
+        client = self.node.create_client(SetParametersAtomically, f"/{node}/set_parameters_atomically")
         try:
             assert client.wait_for_service(timeout_sec=60.0), f"/{node} has no parameter service"
-            request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+            request = SetParametersAtomically.Request(
+                parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
             future = client.call_async(request)
             deadline = time.monotonic() + 60.0
             while not future.done() and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert future.done(), f"set_parameters on /{node} timed out"
-            results = future.result().results
-            assert all(r.successful for r in results), [r.reason for r in results]
+            assert future.done(), f"set_parameters_atomically on /{node} timed out"
+            result = future.result().result
+            assert result.successful, result.reason
         finally:
             self.node.destroy_client(client)
 
@@ -309,6 +312,16 @@ def command_positions(msgs: list) -> np.ndarray:
     return np.array([m.points[0].positions if hasattr(m, "points") else m.data for m in msgs])
 
 
+#: limits.max_joint_vel_rad_s 0.5 plus the twin's servo transient (1.4% measured tracking a ramp from rest)
+MAX_JOINT_SPEED = 0.55
+
+
+def peak_joint_speed(obs: Observer, since: int) -> float:
+    """The largest joint speed the twin reported (joint_states velocity) since record `since`."""
+    states = obs.since("joints", since)
+    return float(max((np.max(np.abs(m.velocity)) for m in states if len(m.velocity)), default=0.0))
+
+
 def rejected(obs: Observer) -> int:
     return int(obs.since("twin", obs.count("twin") - 1)[0]["commands_rejected"])
 
@@ -316,13 +329,15 @@ def rejected(obs: Observer) -> int:
 def _moves_in_the_commanded_direction(cell: Cell, mode: str, sign: float) -> None:
     obs = cell.observer
     action = [sign * 0.3, 0.0, -sign * 0.3, 0.0, 0.0, 0.0, 0.0]  # pan one way, elbow the other
-    start = obs.joints()
+    start, joints_at_start = obs.joints(), obs.count("joints")
     _, msgs = drive(cell, mode, [action], 6, until=lambda: sign * (obs.joints()[PAN] - start[PAN]) > 4 * STEP_RAD)
     moved = obs.joints() - start
     assert sign * moved[PAN] > 4 * STEP_RAD and -sign * moved[ELBOW] > 4 * STEP_RAD, moved
     assert np.all(np.abs(np.delete(moved, [PAN, ELBOW])) < 0.03), moved  # servo coupling only
     steps = np.diff(command_positions(msgs), axis=0)
     assert np.all(np.abs(steps) <= STEP_RAD + 1e-6), steps  # the rate limit, command to command
+    if mode == "joint_trajectory":  # joint_position is a step per command: the servo sets its speed (README)
+        assert peak_joint_speed(obs, since=joints_at_start) <= MAX_JOINT_SPEED, "the arm moved faster than the limit"
 
 
 def test_joint_trajectory_moves_the_arm_in_the_commanded_direction(cell):
@@ -344,7 +359,10 @@ def test_out_of_limit_and_nan_actions_never_leave_the_limits(cell):
     _, later = drive(cell, "joint_trajectory", actions, 5, **limits)  # pushing on, at the limit
     sent = command_positions(msgs + later)
     assert np.all(np.isfinite(sent)) and np.all(sent[:, PAN] <= hi[PAN] + 1e-9), sent[:, PAN]
-    assert np.all(np.abs(np.diff(sent, axis=0)) <= STEP_RAD + 1e-6)
+    for stream in (msgs, later):  # command to command within each stream (between the two the node's
+        # reference restarts from the measured arm, which in lockstep may trail the last command a little)
+        jumps = np.abs(np.diff(command_positions(stream), axis=0))
+        assert np.all(jumps <= STEP_RAD + 1e-6), np.argwhere(jumps > STEP_RAD + 1e-6).tolist()
     assert obs.joints()[PAN] <= hi[PAN] + 0.005
     assert rejected(obs) == rejected_before, "a malformed command reached the twin"
     assert "non-finite" in cell.policies["joint_trajectory"].log()  # refused by the node, with its reason
@@ -376,13 +394,37 @@ def test_ee_delta_ik_moves_the_tool_in_the_commanded_direction(cell):
     obs = cell.observer
     settle(cell)
     ee0, tool0 = obs.position("ee"), obs.position("tool")
+    k0 = obs.count("joints")
     _, msgs = drive(cell, "ee_delta_ik", [[0.01, 0, 0, 0, 0, 0, 0]], 6, space="ee_delta_7d",
                     until=lambda: obs.position("ee")[0] - ee0[0] > 0.04)
+    assert peak_joint_speed(obs, since=k0) <= MAX_JOINT_SPEED
     settle(cell)
     d_ee, d_tool = obs.position("ee") - ee0, obs.position("tool") - tool0
     assert d_ee[0] > 0.04 and np.all(np.abs(d_ee[1:]) < 0.01), d_ee
     assert np.allclose(d_tool, [-d_ee[0], -d_ee[1], d_ee[2]], atol=0.005), (d_tool, d_ee)
     assert np.all(np.abs(np.diff(command_positions(msgs), axis=0)) <= STEP_RAD + 1e-6)
+
+
+def test_the_workspace_box_stops_the_tool_at_its_wall_and_nan_steps_are_refused(cell):
+    """ee_delta_ik pushing +x through a wall 2 cm ahead (the box is in base_link, against the
+    node's FK of joint_states), with NaN steps in the cycle: the tool stops at the wall."""
+    obs = cell.observer
+    settle(cell)
+    ee0 = obs.position("ee")
+    wall = round(float(ee0[0]) + 0.02, 4)
+    box = {"limits.workspace_min_m": [-1.5, -1.5, -0.5], "limits.workspace_max_m": [wall, 1.5, 1.5]}
+    push = [0.015, 0, 0, 0, 0, 0, 0]
+    actions = [push, [math.nan] * 7, push, [math.inf, 0, 0, 0, 0, 0, 0], push]
+    _, msgs = drive(cell, "ee_delta_ik", actions, 8, space="ee_delta_7d",
+                    until=lambda: obs.position("ee")[0] > wall - 0.003, **box)
+    _, more = drive(cell, "ee_delta_ik", actions, 4, space="ee_delta_7d", **box)  # pushing on, at the wall
+    settle(cell)
+    ee = obs.position("ee")
+    assert wall - 0.003 < ee[0] <= wall + 0.003, (ee, wall)
+    for stream in (msgs, more):
+        sent = command_positions(stream)
+        assert np.all(np.isfinite(sent)) and np.all(np.abs(np.diff(sent, axis=0)) <= STEP_RAD + 1e-6)
+    assert "non-finite" in cell.policies["ee_delta_ik"].log()
 
 
 def test_joint_position_moves_the_arm_in_the_commanded_direction(cell):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_policy.commands import CommandBuilder, RobotState
+from vla_policy.commands import MAX_TRAJECTORY_S, CommandBuilder, RobotState
 from vla_policy.safety import SafetyLimits, UnsafeCommandError
 from vla_steer_tools.errors import ConfigError
 
@@ -108,6 +108,16 @@ def check_emitted(msg, builder: CommandBuilder, robot: RobotState, reference: np
         values = _finite(msg.points[0].positions if isinstance(msg, JointTrajectory) else msg.data)
         if isinstance(msg, JointTrajectory):
             assert list(msg.joint_names) == robot.joint_names
+            d = msg.points[0].time_from_start
+            seconds = d.sec + 1e-9 * d.nanosec
+            # never faster than one period, never unbounded; and from a finite measured arm of the
+            # command's shape, never faster than the speed limit
+            assert builder.period_s - 1e-9 <= seconds <= MAX_TRAJECTORY_S + 1e-9, seconds
+            q = robot.joint_positions
+            if (q is not None and np.shape(q) == np.shape(values) and np.all(np.isfinite(q))
+                    and math.isfinite(lim.max_joint_vel_rad_s) and lim.max_joint_vel_rad_s > 0):
+                implied = float(np.max(np.abs(values - q))) / seconds
+                assert implied <= lim.max_joint_vel_rad_s * (1 + 1e-6) + TOL or seconds >= MAX_TRAJECTORY_S - 1e-9
         assert values.size == len(robot.joint_names) > 0
         _box_ok(values, lim.joint_min_rad, lim.joint_max_rad)
         assert not math.isnan(lim.max_joint_vel_rad_s), "command sent with a NaN rate limit"

@@ -106,6 +106,35 @@ def test_joint_commands_are_limited_and_named():
         b.build(np.zeros(3), "joint_position_7d", RobotState(["a", "b"], None, None), Time())
 
 
+def _seconds(msg: JointTrajectory) -> float:
+    d = msg.points[0].time_from_start
+    return d.sec + 1e-9 * d.nanosec
+
+
+def test_a_trajectory_is_timed_from_where_the_arm_is_so_a_lagging_arm_never_exceeds_the_speed_limit():
+    """The rate limit is command to command; a controller handed two commands within one period
+    would cover both steps in one period (0.86-1.0 rad/s measured on the twin under 0.5 rad/s).
+    time_from_start covers the gap from the MEASURED joints at max_joint_vel_rad_s."""
+    b = _builder("joint_trajectory", **{"limits.max_joint_vel_rad_s": 0.5,
+                                        "limits.joint_position_min_rad": [-3.0, -3.0],
+                                        "limits.joint_position_max_rad": [3.0, 3.0]})
+    arm = RobotState(["a", "b"], np.array([0.0, 0.0]), None)
+    first = b.build(np.array([1.0, 0.0, 0.0]), "joint_position_7d", arm, Time())
+    assert np.allclose(first.points[0].positions, [0.05, 0.0]) and _seconds(first) == pytest.approx(0.1)
+    # the next command comes before the arm moved: 0.1 rad from it -> 0.2 s, never 0.1 s
+    second = b.build(np.array([1.0, 0.0, 0.0]), "joint_position_7d", arm, Time())
+    assert np.allclose(second.points[0].positions, [0.10, 0.0]) and _seconds(second) == pytest.approx(0.2)
+    for lag in np.linspace(0.0, 0.3, 7):  # whatever the lag, the implied speed is at most the limit
+        arm.joint_positions = np.array([float(second.points[0].positions[0]) - lag, 0.0])
+        msg = b.build(np.array([1.0, 0.0, 0.0]), "joint_position_7d", arm, Time())
+        gap = abs(msg.points[0].positions[0] - arm.joint_positions[0])
+        assert gap / _seconds(msg) <= 0.5 + 1e-6 and _seconds(msg) >= 0.1 - 1e-9
+    # the hold is timed the same way (the arm still has to get there)
+    arm.joint_positions = np.array([0.0, 0.0])
+    held = b.hold(arm, Time())
+    assert _seconds(held) == pytest.approx(abs(held.points[0].positions[0]) / 0.5)
+
+
 def test_incompatible_action_space_is_a_config_error():
     with pytest.raises(ConfigError, match="joint_position"):
         _builder("joint_position").check_action_space("ee_delta_7d")

@@ -10,7 +10,8 @@
 
 joint_* = joint_position_* (absolute targets) or joint_delta_* (added to the measured positions);
 joint actions beyond the commanded joints (a gripper value) are not part of a joint command.
-JointTrajectory carries one point, `time_from_start` = one control period.
+JointTrajectory carries one point, `time_from_start` = one control period, or longer when the arm is
+further from the target than one period at `limits.max_joint_vel_rad_s` (see `trajectory_duration_s`).
 
 ee_delta_ik (needs `robot.model`): the ee step limit and workspace box apply to the delta first
 (tool pose from the measured joints by FK), the arm's IK turns it into joint targets (an
@@ -50,6 +51,9 @@ OUTPUTS: dict[str, tuple[str, type]] = {
     "ee_delta": ("vla/action", Float64MultiArray),
     "ee_delta_ik": ("/scaled_joint_trajectory_controller/joint_trajectory", JointTrajectory),
 }
+#: Longest time_from_start sent (s): a measured arm this far behind its command is a fault for the
+#: watchdog and the operator, not a motion to time (and ROS durations must stay finite).
+MAX_TRAJECTORY_S = 10.0
 #: Modes whose command is a joint vector (their hold is the last joint command).
 JOINT_OUTPUT_MODES = ("joint_trajectory", "joint_position", "ee_delta_ik")
 
@@ -129,7 +133,7 @@ class CommandBuilder:
             target = self._joint_target(action, action_space, robot)
             checked = self.gate.check_joints(target, self._reference(robot), len(robot.joint_names))
             robot.last_joint_command = checked.copy()
-            return self._joint_msg(checked, robot.joint_names, stamp)
+            return self._joint_msg(checked, robot, stamp)
         limited = limit_ee_action(action, robot.ee_position_m, self.limits, self.linear_m_per_unit)  # (7,)
         if self.mode == "ee_delta":
             checked = self.gate.check_ee_delta(limited, robot.ee_position_m)
@@ -157,7 +161,7 @@ class CommandBuilder:
             return None
         last = robot.last_joint_command
         checked = self.gate.check_joints(last, last, len(robot.joint_names))
-        return self._joint_msg(checked, robot.joint_names, stamp)
+        return self._joint_msg(checked, robot, stamp)
 
     @staticmethod
     def _reference(robot: RobotState) -> np.ndarray | None:
@@ -206,14 +210,14 @@ class CommandBuilder:
         reached = kinematics.forward(checked[np.argsort(order)]).position_m
         self.gate.check_ee_position(reached, slack_m=kinematics.settings.position_tolerance_m)
         robot.last_joint_command = checked.copy()
-        return self._joint_msg(checked, robot.joint_names, stamp)
+        return self._joint_msg(checked, robot, stamp)
 
-    def _joint_msg(self, positions: np.ndarray, names: list[str], stamp: Time) -> Any:
+    def _joint_msg(self, positions: np.ndarray, robot: RobotState, stamp: Time) -> Any:
         if self.mode == "joint_position":
             return Float64MultiArray(data=[float(v) for v in positions])
-        point = JointTrajectoryPoint(positions=[float(v) for v in positions],
-                                     time_from_start=_duration(self.period_s))
-        return JointTrajectory(header=Header(stamp=stamp), joint_names=list(names), points=[point])
+        duration = trajectory_duration_s(positions, robot.joint_positions, self.limits, self.period_s)
+        point = JointTrajectoryPoint(positions=[float(v) for v in positions], time_from_start=_duration(duration))
+        return JointTrajectory(header=Header(stamp=stamp), joint_names=list(robot.joint_names), points=[point])
 
 
 def tool_pose_msg(pose: Any, stamp: Time) -> PoseStamped:
@@ -241,6 +245,29 @@ def scale_joint_step(target: np.ndarray, reference: np.ndarray | None, limits: S
     if largest <= max_step:
         return target
     return reference + step * (max_step / largest)
+
+
+def trajectory_duration_s(target: np.ndarray, measured: np.ndarray | None, limits: SafetyLimits,
+                          period_s: float) -> float:
+    """How long the trajectory controller gets to reach `target`: one period, or the time the
+    farthest joint needs from where the arm IS (measured) at max_joint_vel_rad_s, if longer.
+
+    Why: the rate limit bounds each command against the previous command, not against the arm. A
+    controller that receives two commands within one period (a late-then-early pair on a loaded
+    machine) replaces the first trajectory with the second from its current setpoint and must cover
+    two steps in one period: the twin measured 0.86-1.0 rad/s under a 0.5 rad/s limit. Timing
+    each trajectory from the measured joints keeps the implied speed at the limit."""
+    max_vel = float(limits.max_joint_vel_rad_s)
+    if measured is None or not (np.isfinite(max_vel) and max_vel > 0):
+        return float(period_s)
+    target, measured = np.asarray(target, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if target.shape != measured.shape or target.size == 0:
+        return float(period_s)  # joint_states that do not match the command: nothing to time it by
+    with np.errstate(all="ignore"):
+        gap = np.abs(target - measured)
+    if not np.all(np.isfinite(gap)):
+        return float(period_s)
+    return float(min(MAX_TRAJECTORY_S, max(period_s, float(np.max(gap)) / max_vel)))
 
 
 def _duration(seconds: float) -> Duration:

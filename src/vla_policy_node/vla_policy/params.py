@@ -337,7 +337,8 @@ def _check_box(lo_name: str, lo: list, hi_name: str, hi: list, size: int | None)
         return
     if len(lo) != len(hi) or (size is not None and len(lo) != size):
         want = f"{size} values each" if size else "the same number of values"
-        raise ConfigError(f"{lo_name} ({len(lo)} values) and {hi_name} ({len(hi)} values) need {want}")
+        raise ConfigError(f"{lo_name} ({len(lo)} values) and {hi_name} ({len(hi)} values) need {want} "
+                          "(live, set both in ONE call: the set_parameters_atomically service)")
     for i, (a, b) in enumerate(zip(lo, hi)):
         if not a < b:
             raise ConfigError(f"{lo_name}[{i}] = {a} is not below {hi_name}[{i}] = {b}")
