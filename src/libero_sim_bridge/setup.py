@@ -23,6 +23,7 @@ setup(
     entry_points={
         "console_scripts": ["bridge = libero_sim_bridge.bridge_node:main"],
         # `vla-steer data ...` (demonstrations), a subcommand of the core's CLI.
-        "vla_steer.cli": ["data = libero_sim_bridge.cli_data:register"],
+        "vla_steer.cli": ["data = libero_sim_bridge.cli_data:register",
+                          "sweep = libero_sim_bridge.cli_sweep:register"],
     },
 )

@@ -5,7 +5,7 @@ Three kinds of directory, told apart by their files:
     open-loop "episode" per variant, paired by observation; motion in action units (|a[:3]|);
   * a recorded run (`vla-steer demo` / `record`): a rosbag2 `bag` (or the dir is one); one episode,
     motion of the end effector from /ee_pose in metres, success from /libero/episode_summary;
-  * an evaluation or a study (`vla-steer eval` / `study`): results.json of per-episode outcomes,
+  * an evaluation, a study or a sweep (`vla-steer eval` / `study` / `sweep`): results.json of per-episode outcomes,
     paired by init-state label across conditions; speeds in m/s (the bridge's 20 Hz).
 """
 
@@ -25,7 +25,9 @@ from .metrics import episode_metrics
 from .trace import load_trace
 
 SUMMARY_TOPIC = "/libero/episode_summary"
-_CONDITION = re.compile(r"^(?P<concept>[A-Za-z0-9_.+-]+?)(?: random(?P<seed>\d+))? a=(?P<alpha>[-0-9.eE+]+)$")
+#: "fast a=4", "fast random0 a=4", and a sweep's "fast n=5 a=4" / "fast n=5 random0 a=4" (the set size
+#: stays part of the concept label, so each size is its own dose-response panel).
+_CONDITION = re.compile(r"^(?P<concept>[A-Za-z0-9_.+-]+?(?: n=\d+)?)(?: random(?P<seed>\d+))? a=(?P<alpha>[-0-9.eE+]+)$")
 
 
 @dataclass
@@ -116,9 +118,14 @@ def _from_results(directory: Path) -> list[Episode]:
         kind, concept, alpha, seed = parse_condition(name)
         for r in rows:
             out.append(Episode(str(directory), kind, name, concept, alpha, seed, str(r.get("label", "")), "m/s",
-                               int(r["steps"]), bool(r["success"]), float(r["mean_speed_m_s"]), float(r["early_speed_m_s"]),
-                               max_height=float(r.get("max_height_m", math.nan))))
+                               int(r["steps"]), bool(r["success"]), _number(r["mean_speed_m_s"]), _number(r["early_speed_m_s"]),
+                               max_height=_number(r.get("max_height_m")), path_length=_number(r.get("path_length_m"))))
     return out
+
+
+def _number(value: object) -> float:
+    """A results.json number; None (a metric an episode could not have, e.g. no carry) -> NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _from_bag(directory: Path, bag: Path) -> Episode:

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and eval/study dirs (results.json). Per episode and variant: mean 3-D end-effector displacement per step, "
         "per-axis displacement, path length, max/min height, episode length, success; a length-controlled "
         "comparison over the first steps every episode has; paired comparisons (same observation or same init "
-        "state) with Cohen's d_z and scipy bootstrap 95%% CIs; dose-response and trajectory PNGs; report.md.")
+        "state) with Cohen's d_z and scipy bootstrap 95% CIs; dose-response and trajectory PNGs; report.md.")
     p.add_argument("dirs", nargs="+", type=Path, help="replay outputs and run directories")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--common-steps", type=int, default=0,
