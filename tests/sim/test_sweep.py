@@ -99,3 +99,17 @@ def test_a_killed_and_resumed_two_worker_ray_sweep_gives_the_uninterrupted_table
     assert len(rows.read_text().splitlines()) == 4  # nothing repeated
     assert _rows(resumed) == _rows(ref)
     assert len({r["cell"] for r in _rows(ref)}) == 2 and (resumed / "report" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tasks", "0,1"], "one task per sweep"), (["--episodes", "100"], "gives only 20 starts"),
+    (["--alphas", "0"], "alpha 0 is the baseline"), (["--sizes", "50"], "has 10 neurons"),
+    (["--concepts", "nope"], "no direction 'nope'"), (["--workers", "-1"], "--workers -1"),
+    (["--model-options", "[1, 2]"], "YAML mapping"), (["--max-steps", "0"], "must be >= 1"),
+    (["--image-size", "3"], "out of range"), (["--suite", "libero_goal", "--tasks", "3"], "no scripted expert")])
+def test_bad_sweep_arguments_are_clear_errors_before_any_model_or_worker_starts(argv, message, tmp_path, capsys):
+    from vla_steer_tools.cli.main import main
+
+    assert main(["sweep", *argv, "--out", str(tmp_path / "out")]) != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -28,7 +28,7 @@ def _ints(text: str) -> list[int]:
 
 def _run(args: argparse.Namespace) -> int:
     import yaml
-    from vla_steer_tools.sweeps.plan import parse_episodes, plan_cells
+    from vla_steer_tools.sweeps.plan import parse_episodes
 
     from .sweep_episode import SweepSetup
     from .sweep_ray import run_sweep
@@ -72,12 +72,16 @@ def _plan(args: argparse.Namespace, setup) -> list:
     from vla_policy.compose import config_dir
 
     dirs = args.direction_dir or [str(config_dir() / "directions" / "smollm2")]
+    library = DirectionLibrary(dirs)
+    concepts, alphas, sizes = [c for c in args.concepts.split(",") if c], _floats(args.alphas), _ints(args.sizes)
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers} must be >= 0 (0: in this process, without Ray)")
+    plan_cells(library, {}, concepts, alphas, [s for s in sizes], 0, False)  # names, alphas, sizes: before the model loads
     # the layer widths the random controls draw from: the model's own
     policy = load_policy(setup.family, setup.model_path, **setup.model_options)
     widths = {("backbone", i): int(m.in_features) for i, m in enumerate(policy.adapter.layers("backbone"))}
     del policy
-    return plan_cells(DirectionLibrary(dirs), widths, [c for c in args.concepts.split(",") if c],
-                      _floats(args.alphas), _ints(args.sizes), args.controls, args.prompt_baseline, args.mode or None)
+    return plan_cells(library, widths, concepts, alphas, sizes, args.controls, args.prompt_baseline, args.mode or None)
 
 
 def _cell_table(table) -> str:

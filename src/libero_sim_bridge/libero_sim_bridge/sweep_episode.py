@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 from vla_steer_tools.analysis.episodes import motion_metrics
 from vla_steer_tools.datasets.state import libero_state
+from vla_steer_tools.errors import ConfigError
 from vla_steer_tools.expert.tasks import geometry_for
 from vla_steer_tools.models.registry import load_policy
 from vla_steer_tools.policy import SteeredPolicy
@@ -49,6 +50,17 @@ class SweepSetup:
     cameras: tuple[str, ...] = ("agentview", "wrist")
     position: str = ""
     node_params: str = ""  # the policy node's params file whose limits apply ("" = config/policy_libero.yaml)
+
+    def __post_init__(self) -> None:
+        """Checked here, before any worker starts (a bad value would otherwise surface as a Ray
+        worker's traceback)."""
+        if self.max_steps < 1 or self.execute_steps < 1:
+            raise ConfigError(f"max steps {self.max_steps} and execute steps {self.execute_steps} must be >= 1")
+        if not 8 <= self.image_size <= 1024:
+            raise ConfigError(f"image size {self.image_size} px out of range 8..1024")
+        if not self.cameras:
+            raise ConfigError("a sweep needs at least one camera")
+        geometry_for(self.suite, self.task_id)  # a task with an expert geometry: its table height and hold test
 
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}

@@ -23,7 +23,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..analysis.stats import paired_comparison
 from .directions import Direction
 
 #: Concept -> (metric, sign): the effect each concept should have.
@@ -57,6 +56,8 @@ def alpha_verdict(alpha: float, sign: int, baseline: np.ndarray, concept: np.nda
     """baseline / concept / each control: per-pair metric values (same pairs, same order)."""
     if not controls:
         raise ValueError("a verdict needs at least one matched random control")
+    from ..analysis.stats import paired_comparison  # scipy.stats: not at import (the node reads refusal_reason only)
+
     c = paired_comparison(concept, baseline, seed=seed)
     ctrl = tuple(float(np.nanmean(np.asarray(x, float) - np.asarray(baseline, float))) for x in controls)
     p95 = float(np.percentile([sign * x for x in ctrl], 95))
