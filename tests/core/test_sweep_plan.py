@@ -97,3 +97,34 @@ def test_the_table_resumes_skips_finished_episodes_drops_a_torn_line_and_refuses
     assert [r["label"] for r in results["baseline"]] == ["init0", "init1"]
     with pytest.raises(ConfigError, match="another plan"):
         ResultsTable(tmp_path, _plan(episodes=("init0", "init2")))
+
+
+def _verdict_table(tmp_path, effect: float, control_effects: list[float], n: int = 6):
+    from vla_steer_tools.sweeps.table import ResultsTable
+
+    names = ["baseline", "fast n=2 a=2", *[f"fast n=2 random{k} a=2" for k in range(len(control_effects))]]
+    plan = {"setup": {}, "episodes": [{"label": f"init{i}"} for i in range(n)],
+            "cells": [{"name": c, "kind": "baseline" if c == "baseline" else ("control" if "random" in c else "concept"),
+                       "concept": "" if c == "baseline" else "fast", "size": 2, "alpha": 2.0,
+                       "seed": -1 if "random" not in c else int(c.split("random")[1][0])} for c in names]}
+    t = ResultsTable(tmp_path, plan)
+    noise = [0.001, -0.002, 0.0015, -0.001, 0.002, -0.0005][:n]
+    for i in range(n):
+        t.add(_row("baseline", f"init{i}", speed=0.15 + noise[i]))
+        t.add(_row("fast n=2 a=2", f"init{i}", speed=0.15 + effect + noise[(i + 1) % n]))
+        for k, ce in enumerate(control_effects):
+            t.add(_row(f"fast n=2 random{k} a=2", f"init{i}", speed=0.15 + ce + noise[(i + 2) % n]))
+    return t
+
+
+def test_sweep_verdict_passes_a_planted_effect_and_fails_one_inside_its_controls(tmp_path):
+    from vla_steer_tools.sweeps.verdicts import sweep_verdicts, verdict_markdown
+
+    (c, v), = sweep_verdicts(_verdict_table(tmp_path / "a", 0.03, [0.0, 0.002, -0.001, 0.001, 0.0]))
+    assert c["name"] == "fast n=2 a=2" and v.passed
+    (_, v), = sweep_verdicts(_verdict_table(tmp_path / "b", 0.03, [0.0, 0.04, -0.001, 0.001, 0.0]))
+    assert not v.passed and not v.beyond_controls
+    assert "within controls" in verdict_markdown([(c, v)], 6)
+    # one or two episode starts: no verdict at all (a CI of one pair is its point)
+    assert sweep_verdicts(_verdict_table(tmp_path / "c", 0.03, [0.0], n=2)) == []
+    assert "no verdict" in verdict_markdown([], 2)

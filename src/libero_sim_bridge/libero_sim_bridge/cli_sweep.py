@@ -57,10 +57,15 @@ def _run(args: argparse.Namespace) -> int:
         print("not finished: re-run the same command to continue")
         return 1
     from vla_steer_tools.analysis.compare_runs import analyze
+    from vla_steer_tools.atomic import atomic_write_text
+    from vla_steer_tools.sweeps.verdicts import sweep_verdicts, verdict_markdown
 
     report = out / "report"
     analyze([out], report)
-    print(f"wrote {out}/cells.csv, results.jsonl, results.json and {report}/report.md with its PNGs")
+    verdicts = verdict_markdown(sweep_verdicts(table), len(episodes))
+    atomic_write_text(out / "verdicts.md", verdicts)
+    print(verdicts)
+    print(f"wrote {out}/cells.csv, results.jsonl, results.json, verdicts.md and {report}/report.md with its PNGs")
     return 0
 
 
