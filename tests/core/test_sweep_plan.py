@@ -97,6 +97,9 @@ def test_the_table_resumes_skips_finished_episodes_drops_a_torn_line_and_refuses
     assert [r["label"] for r in results["baseline"]] == ["init0", "init1"]
     with pytest.raises(ConfigError, match="another plan"):
         ResultsTable(tmp_path, _plan(episodes=("init0", "init2")))
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        ResultsTable(tmp_path / "a_file", _plan())
 
 
 def _verdict_table(tmp_path, effect: float, control_effects: list[float], n: int = 6):

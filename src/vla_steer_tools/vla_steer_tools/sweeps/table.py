@@ -37,6 +37,8 @@ def _key(row: Mapping) -> tuple[str, str]:
 class ResultsTable:
     def __init__(self, out: str | Path, plan: dict) -> None:
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"--out {self.out} is a file, not a directory")
         self.out.mkdir(parents=True, exist_ok=True)
         self.plan = plan
         self._check_plan()
